@@ -1,0 +1,157 @@
+"""Settings from the environment: the one place that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from reconciler.errors import ConfigError
+
+LogFormat = Literal["json", "console"]
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """How the daemon and the CLI run.  Built by :func:`from_env`; immutable afterwards."""
+
+    database_url: str | None = None
+    """DATABASE_URL: ``postgresql://user:pass@host:port/db``.  None only for ``demo``, which then
+    starts a local PostgreSQL of its own."""
+
+    kubeconfig: str | None = None
+    """KUBECONFIG: path of a kubeconfig file.  None means in-cluster config when running in a Pod,
+    else the client's default (``~/.kube/config``)."""
+
+    repos_dir: Path = Path(".data/repos")
+    """RECONCILER_REPOS_DIR: where ops repos are cloned, one directory per ops repo name."""
+
+    poll_interval_s: float = 10.0
+    """RECONCILER_POLL_INTERVAL_S: the longest the daemon sleeps between passes when no NOTIFY
+    arrives.  NOTIFY wakes it at once; polling is the guarantee."""
+
+    health_timeout_s: float = 300.0
+    """RECONCILER_HEALTH_TIMEOUT_S: how long one attempt waits for its objects to become healthy
+    before it is recorded as failed."""
+
+    concurrency: int = 16
+    """RECONCILER_CONCURRENCY: how many deployments one daemon reconciles at the same time."""
+
+    field_manager: str = "reconciler"
+    """RECONCILER_FIELD_MANAGER: the server-side apply field manager name."""
+
+    log_format: LogFormat | None = None
+    """RECONCILER_LOG_FORMAT: ``json`` or ``console``; None picks console on a TTY, else JSON."""
+
+    log_level: str = "info"
+    """RECONCILER_LOG_LEVEL: debug, info, warning or error."""
+
+    daemon_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    """RECONCILER_DAEMON_ID: this daemon's name in leases (``claimed_by``); host-pid by default."""
+
+    lease_s: float = 60.0
+    """RECONCILER_LEASE_S: how long a claim on a deployment lasts without renewal.  The daemon
+    renews it every third of this while it works; a crashed daemon's claims expire after it."""
+
+    max_attempts: int = 5
+    """RECONCILER_MAX_ATTEMPTS: automatic retries of a failed deployment before it is parked until
+    its desired state changes."""
+
+    retry_base_s: float = 10.0
+    """RECONCILER_RETRY_BASE_S: the first retry delay; it doubles per attempt, with jitter."""
+
+    retry_max_s: float = 600.0
+    """RECONCILER_RETRY_MAX_S: the longest retry delay."""
+
+    git_timeout_s: float = 60.0
+    """RECONCILER_GIT_TIMEOUT_S: a clone or fetch taking longer than this is killed and fails."""
+
+    shutdown_grace_s: float = 20.0
+    """RECONCILER_SHUTDOWN_GRACE_S: after SIGTERM, how long in-flight work may finish before it is
+    recorded as interrupted."""
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``); errors say what is wrong."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+
+    def take(name: str, attr: str, parse: Callable[[str, str], _T]) -> None:
+        raw = env.get(name)
+        if raw is not None and raw.strip() != "":
+            values[attr] = parse(name, raw.strip())
+
+    take("DATABASE_URL", "database_url", _parse_database_url)
+    take("KUBECONFIG", "kubeconfig", lambda _n, v: v)
+    take("RECONCILER_REPOS_DIR", "repos_dir", lambda _n, v: Path(v))
+    take("RECONCILER_POLL_INTERVAL_S", "poll_interval_s", _positive_seconds)
+    take("RECONCILER_HEALTH_TIMEOUT_S", "health_timeout_s", _positive_seconds)
+    take("RECONCILER_CONCURRENCY", "concurrency", _positive_int)
+    take("RECONCILER_FIELD_MANAGER", "field_manager", _field_manager)
+    take("RECONCILER_LOG_FORMAT", "log_format", _log_format)
+    take("RECONCILER_LOG_LEVEL", "log_level", _log_level)
+    take("RECONCILER_DAEMON_ID", "daemon_id", lambda _n, v: v)
+    take("RECONCILER_LEASE_S", "lease_s", _positive_seconds)
+    take("RECONCILER_MAX_ATTEMPTS", "max_attempts", _positive_int)
+    take("RECONCILER_RETRY_BASE_S", "retry_base_s", _positive_seconds)
+    take("RECONCILER_RETRY_MAX_S", "retry_max_s", _positive_seconds)
+    take("RECONCILER_GIT_TIMEOUT_S", "git_timeout_s", _positive_seconds)
+    take("RECONCILER_SHUTDOWN_GRACE_S", "shutdown_grace_s", _positive_seconds)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _positive_seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {raw!r}")
+    return value
+
+
+def _field_manager(name: str, raw: str) -> str:
+    # The API server limits field manager names to 128 characters.
+    if len(raw) > 128 or any(ch.isspace() for ch in raw):
+        raise ConfigError(f"{name} must be at most 128 characters without spaces, got {raw!r}")
+    return raw
+
+
+def _log_format(name: str, raw: str) -> LogFormat:
+    lowered = raw.lower()
+    if lowered == "json":
+        return "json"
+    if lowered == "console":
+        return "console"
+    raise ConfigError(f"{name} must be 'json' or 'console', got {raw!r}")
+
+
+def _log_level(name: str, raw: str) -> str:
+    lowered = raw.lower()
+    if lowered not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{name} must be debug, info, warning or error, got {raw!r}")
+    return lowered
+
+
+def _parse_database_url(name: str, raw: str) -> str:
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in ("postgresql", "postgres", "postgresql+asyncpg"):
+        raise ConfigError(
+            f"{name} must be a PostgreSQL URL like postgresql://user:password@host:5432/db, "
+            f"got a value starting with {scheme + '://' if scheme else repr(raw[:12])}"
+        )
+    return raw

@@ -1,0 +1,1 @@
+"""Test helpers that users may use too (fakekube, local PostgreSQL)."""
