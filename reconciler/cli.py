@@ -1,0 +1,330 @@
+"""The command line: ``reconciler`` / ``python -m reconciler``.
+
+User errors (bad arguments, an unreachable database, a duplicate name) print one line to stderr and
+exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler import settings as settings_module
+from reconciler.errors import ConfigError, InputError, ReconcilerError
+from reconciler.settings import Settings
+from reconciler.store import Store
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = settings_module.from_env()
+        handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = args.handler
+        return asyncio.run(handler(args, settings))
+    except ReconcilerError as exc:
+        print(f"reconciler: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reconciler",
+        description="A continuous deployer for Kubernetes driven by desired state in PostgreSQL.",
+    )
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest")
+    migrate.set_defaults(handler=_migrate)
+
+    run = commands.add_parser("run", help="run the reconcile daemon")
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="one pass: reconcile what needs work, wait for it, exit 0 only if all "
+        "of it ended healthy or stopped",
+    )
+    run.set_defaults(handler=_run)
+
+    status = commands.add_parser("status", help="show every deployment's status")
+    status.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    status.set_defaults(handler=_status)
+
+    history = commands.add_parser("history", help="show a deployment's history, newest first")
+    history.add_argument("project")
+    history.add_argument("environment")
+    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    history.set_defaults(handler=_history)
+
+    render = commands.add_parser(
+        "render", help="render a project from a local ops repo checkout (no cluster, no database)"
+    )
+    render.add_argument(
+        "--ops-dir",
+        required=True,
+        type=Path,
+        help="the ops repo checkout (or its subdirectory holding the projects)",
+    )
+    render.add_argument("--project", required=True)
+    render.add_argument("--environment", required=True)
+    render.add_argument("--image-ref", required=True)
+    render.add_argument("--namespace", help="default: PROJECT-ENVIRONMENT")
+    render.add_argument(
+        "--values", type=Path, help="a YAML or JSON file of values that override the repo's"
+    )
+    render.set_defaults(handler=_render)
+
+    ops_repo = commands.add_parser("ops-repo", help="register and inspect ops repos")
+    ops_commands = ops_repo.add_subparsers(metavar="ACTION")
+    add = ops_commands.add_parser("add", help="register an ops repo")
+    add.add_argument("name")
+    add.add_argument("url")
+    add.add_argument("--branch", default="main")
+    add.add_argument("--path", default="", help="subdirectory holding the projects")
+    add.add_argument("--sync-interval", type=int, default=60, metavar="SECONDS")
+    add.set_defaults(handler=_ops_repo_add)
+    listing = ops_commands.add_parser("list", help="list ops repos")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_ops_repo_list)
+    sync = ops_commands.add_parser("sync", help="fetch ops repos now and record their commit")
+    sync.add_argument("names", nargs="*", help="default: all")
+    sync.set_defaults(handler=_ops_repo_sync)
+
+    demo = commands.add_parser(
+        "demo", help="run everything locally: PostgreSQL, fakekube, the example ops repo"
+    )
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep running at the end (for psql and kubectl) until Ctrl-C",
+    )
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+async def _connect(settings: Settings) -> Store:
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")
+    return await Store.connect(settings.database_url, pool_size=2)
+
+
+async def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    store = await _connect(settings)
+    try:
+        before = await store.current_revision()
+        await store.migrate()
+        after = await store.current_revision()
+    finally:
+        await store.close()
+    print(f"schema at revision {after}" + ("" if before == after else f" (was {before})"))
+    return 0
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from reconciler import daemon, logs
+
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
+    return await daemon.main(settings=settings, once=args.once)
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _connect(settings)
+    try:
+        rows = await store.status_rows()
+    finally:
+        await store.close()
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=_json_default))
+    else:
+        print(format_table(rows) if rows else "no deployments")
+    return 0
+
+
+async def _history(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _connect(settings)
+    try:
+        deployment = await store.get_deployment(project=args.project, environment=args.environment)
+        if deployment is None:
+            raise InputError(f"no deployment {args.project}/{args.environment}")
+        entries = await store.history(deployment_id=deployment.id, limit=args.limit)
+    finally:
+        await store.close()
+    rows = [
+        {
+            "finished": e.finished_at,
+            "action": e.action,
+            "status": e.status,
+            "image": e.image_ref,
+            "sha": (e.sha or "")[:10],
+            "took_s": e.duration_ms / 1000,
+            "message": e.message,
+        }
+        for e in entries
+    ]
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry.__dict__, default=_json_default))
+    else:
+        print(format_table(rows) if rows else "no history yet")
+    return 0
+
+
+async def _render(args: argparse.Namespace, _settings: Settings) -> int:
+    from reconciler import render
+
+    values: Any = {}
+    if args.values is not None:
+        values = _read_values_file(args.values)
+    render.validate_name(field="project", value=args.project)
+    render.validate_name(field="environment", value=args.environment)
+    sources = render.load_project(
+        checkout=args.ops_dir, path="", project=args.project, environment=args.environment
+    )
+    rendered = render.render(
+        sources,
+        project=args.project,
+        environment=args.environment,
+        namespace=args.namespace or f"{args.project}-{args.environment}",
+        image_ref=args.image_ref,
+        values_override=values,
+    )
+    sys.stdout.write(render.to_yaml(rendered.objects))
+    print(f"# {len(rendered.objects)} objects, digest {rendered.digest[:16]}", file=sys.stderr)
+    return 0
+
+
+def _read_values_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"--values {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"--values {path}: not valid YAML or JSON: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InputError(f"--values {path}: must hold a mapping, got a {type(loaded).__name__}")
+    return loaded
+
+
+async def _ops_repo_add(args: argparse.Namespace, settings: Settings) -> int:
+    from reconciler.ops_repo import redact_url, validate_repo_url
+
+    validate_repo_url(args.url)
+    if args.sync_interval < 0:
+        raise InputError("--sync-interval must be 0 or more seconds")
+    store = await _connect(settings)
+    try:
+        repo = await store.add_ops_repo(
+            name=args.name,
+            repo_url=args.url,
+            branch=args.branch,
+            path=args.path,
+            sync_interval_s=args.sync_interval,
+        )
+    finally:
+        await store.close()
+    print(
+        f"added ops repo {repo.name} (id {repo.id}): {redact_url(repo.repo_url)} "
+        f"branch {repo.branch}"
+    )
+    return 0
+
+
+async def _ops_repo_list(args: argparse.Namespace, settings: Settings) -> int:
+    from reconciler.ops_repo import redact, redact_url
+
+    store = await _connect(settings)
+    try:
+        repos = await store.list_ops_repos()
+    finally:
+        await store.close()
+    rows = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "url": redact_url(r.repo_url),
+            "branch": r.branch,
+            "path": r.path,
+            "sync_s": r.sync_interval_s,
+            "synced": r.last_synced_at,
+            "sha": (r.last_sha or "")[:10],
+            "error": redact(r.last_error, url=r.repo_url) if r.last_error else "",
+        }
+        for r in repos
+    ]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=_json_default))
+    else:
+        print(format_table(rows) if rows else "no ops repos")
+    return 0
+
+
+async def _ops_repo_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from reconciler import daemon
+
+    store = await _connect(settings)
+    try:
+        failures = await daemon.sync_named_repos(store=store, settings=settings, names=args.names)
+    finally:
+        await store.close()
+    return EXIT_ERROR if failures else 0
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from reconciler import demo
+
+    return await demo.main(settings=settings, keep=args.keep)
+
+
+# ---------------------------------------------------------------- output
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as an aligned text table, like psql's."""
+    columns = list(rows[0])
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = [
+        " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+        "-+-".join("-" * w for w in widths),
+    ]
+    lines += [
+        " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    ]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    text = str(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)
