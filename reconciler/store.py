@@ -869,7 +869,7 @@ def _constraint_as_input_error(exc: DatabaseError, what: str) -> InputError:
     text = str(exc)
     for marker, words in (
         ("ops_repos_name_key", "an ops repo with this name exists already"),
-        ("ops_repos_name_is_slug", "the name must be lowercase letters, digits, '.', '_' or '-'"),
+        ("ops_repos_name_is_slug", "the name must be lowercase letters, digits, '_' or '-'"),
         ("ops_repos_repo_url_not_blank", "the repository URL must not be empty or contain spaces"),
         ("ops_repos_path_is_relative", "the path must be relative and stay inside the repository"),
         ("deployments_project_is_dns_label", "project must be a DNS-1123 label"),

@@ -31,7 +31,7 @@ CREATE TABLE ops_repos (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT ops_repos_name_key UNIQUE (name),
     CONSTRAINT ops_repos_name_is_slug
-        CHECK (name ~ '^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$'),
+        CHECK (name ~ '^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$'),
     CONSTRAINT ops_repos_repo_url_not_blank CHECK (repo_url ~ '^\S+$'),
     CONSTRAINT ops_repos_branch_not_blank CHECK (branch ~ '^[^\s~^:?*\[\\]+$'),
     CONSTRAINT ops_repos_path_is_relative
