@@ -37,6 +37,7 @@ __all__ = [
     "SyncResult",
     "checkout_dir",
     "current_sha",
+    "publish_directory",
     "redact",
     "redact_url",
     "sync_repo",
@@ -755,3 +756,25 @@ async def sync_repo(
         # The thread cannot be interrupted, but it watches this flag and kills git promptly.
         cancelled.set()
         raise
+
+
+def publish_directory(*, source: Path, repo: Path, message: str) -> str:
+    """Make ``repo`` a git repository whose ``main`` branch holds a copy of ``source``, with a new
+    commit when the content changed.  Returns the URL to register (its absolute path).
+
+    For ``reconciler demo`` and tests: it turns a folder such as ``ops_repos_example`` into an
+    ops repo the daemon can clone and fetch like any remote.
+    """
+    repo.mkdir(parents=True, exist_ok=True)
+    git = Git(str(repo))
+    identity = ["-c", "user.name=reconciler", "-c", "user.email=reconciler@localhost"]
+    if not (repo / ".git").is_dir():
+        git.execute(["git", "init", "-q", "-b", "main"], env=_GIT_ENVIRONMENT)
+    for child in repo.iterdir():
+        if child.name != ".git":
+            _remove_path(child)
+    shutil.copytree(source, repo, dirs_exist_ok=True)
+    git.execute(["git", "add", "-A"], env=_GIT_ENVIRONMENT)
+    if git.execute(["git", "status", "--porcelain"], env=_GIT_ENVIRONMENT):
+        git.execute(["git", *identity, "commit", "-q", "-m", message], env=_GIT_ENVIRONMENT)
+    return str(repo.resolve())

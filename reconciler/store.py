@@ -436,6 +436,7 @@ class Store:
         limit: int,
         lease_s: float,
         changed_repos: Mapping[int, str] | None = None,
+        in_flight: Sequence[int] = (),
     ) -> list[Deployment]:
         """Claim up to ``limit`` deployments that need work, for ``lease_s`` seconds.
 
@@ -445,13 +446,15 @@ class Store:
         and so are rows another transaction holds (SKIP LOCKED), so daemons never share work.
 
         A claimed row still carrying an attempt (its daemon died mid-rollout) gets that attempt
-        closed as 'interrupted' in the same transaction, so it is closed exactly once.
+        closed as 'interrupted' in the same transaction, so it is closed exactly once.  A daemon
+        restarted under the same ``daemon_id`` takes its own rows back at once; ``in_flight``
+        names the rows this daemon is working on now, which it must not take again.
         """
         repo_ids = list(changed_repos or {})
         repo_shas = [changed_repos[i] for i in repo_ids] if changed_repos else []
         claim_sql = sa.text("""
             WITH candidates AS (
-                SELECT d.id FROM deployments d
+                SELECT d.id, d.claimed_by AS previous_owner FROM deployments d
                 WHERE ((d.generation <> d.observed_generation
                         OR d.current_status IN ('syncing', 'failed'))
                        AND (d.generation <> d.observed_generation
@@ -464,6 +467,7 @@ class Store:
                                    array_position(CAST(:repo_ids AS bigint[]), d.ops_repo_id)]))
                   AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()
                        OR d.claimed_by = :daemon_id)
+                  AND d.id <> ALL(CAST(:in_flight AS bigint[]))
                 ORDER BY d.id
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED
@@ -473,7 +477,7 @@ class Store:
                 lease_expires_at = now() + make_interval(secs => :lease_s)
             FROM candidates c
             WHERE d.id = c.id
-            RETURNING d.id, d.attempt_started_at
+            RETURNING d.id, d.attempt_started_at, c.previous_owner
         """)
         async with self._tx() as conn:
             claimed = (
@@ -485,16 +489,20 @@ class Store:
                         "lease_s": lease_s,
                         "repo_ids": repo_ids,
                         "repo_shas": repo_shas,
+                        "in_flight": list(in_flight),
                     },
                 )
             ).all()
             if not claimed:
                 return []
-            left_over = [r.id for r in claimed if r.attempt_started_at is not None]
-            if left_over:
-                await self._close_interrupted(
-                    conn, left_over, "the daemon running this attempt stopped before it finished"
-                )
+            for row in claimed:
+                if row.attempt_started_at is not None:
+                    await self._close_interrupted(
+                        conn,
+                        deployment_id=row.id,
+                        daemon=row.previous_owner,
+                        message="the daemon running this attempt stopped before it finished",
+                    )
             rows = await conn.execute(
                 sa.select(*_DEPLOYMENT_COLUMNS)
                 .where(deployments.c.id.in_([r.id for r in claimed]))
@@ -503,30 +511,34 @@ class Store:
             return [_deployment(r) for r in rows]
 
     async def _close_interrupted(
-        self, conn: AsyncConnection, ids: Sequence[int], message: str
+        self, conn: AsyncConnection, *, deployment_id: int, daemon: str | None, message: str
     ) -> None:
+        """Write the 'interrupted' history row of an attempt left open, and clear it."""
         await conn.execute(
             sa.text("""
-            WITH closed AS (
+            WITH old AS (
+                SELECT id, attempt_started_at, attempt_action, attempt_image_ref,
+                       attempt_generation, values_override
+                FROM deployments
+                WHERE id = :id AND attempt_started_at IS NOT NULL
+                FOR UPDATE
+            ), closed AS (
                 UPDATE deployments d
                 SET attempt_started_at = NULL, attempt_action = NULL,
                     attempt_image_ref = NULL, attempt_generation = NULL
-                FROM (SELECT id, attempt_started_at, attempt_action, attempt_image_ref,
-                             attempt_generation, values_override, claimed_by
-                      FROM deployments WHERE id = ANY(CAST(:ids AS bigint[]))
-                        AND attempt_started_at IS NOT NULL FOR UPDATE) old
+                FROM old
                 WHERE d.id = old.id
                 RETURNING old.*
             )
             INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref,
-                                            values_override, message, started_at, finished_at,
-                                            duration_ms)
+                                            values_override, message, daemon, started_at,
+                                            finished_at, duration_ms)
             SELECT id, attempt_generation, attempt_action, 'interrupted', attempt_image_ref,
-                   values_override, :message, attempt_started_at, now(),
+                   values_override, :message, :daemon, attempt_started_at, now(),
                    LEAST(extract(epoch FROM now() - attempt_started_at) * 1000, 2147483647)::int
             FROM closed
         """),
-            {"ids": list(ids), "message": message},
+            {"id": deployment_id, "daemon": daemon, "message": message},
         )
 
     async def renew_leases(
@@ -823,9 +835,7 @@ class Listener:
                 # Wake every few seconds to check the connection is alive: a server that
                 # vanished without closing the socket would otherwise leave us deaf.
                 while not stop.is_set() and not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), timeout=5.0)
-                    except TimeoutError:
+                    if not await _first_of(stop, lost, timeout_s=5.0):
                         await conn.execute("SELECT 1", timeout=5.0)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 if self._log:
@@ -847,6 +857,19 @@ class Listener:
 
     def _deliver(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self._on_notify(str(payload))
+
+
+async def _first_of(*events: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until one of ``events`` is set (True) or the timeout passes (False)."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        done, _pending = await asyncio.wait(
+            waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return bool(done)
 
 
 # ---------------------------------------------------------------- errors

@@ -1,0 +1,102 @@
+"""Apply a rendered set to the cluster in a safe order, through :mod:`reconciler.k8s`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reconciler.errors import KubernetesError
+from reconciler.health import ObjectRef
+from reconciler.k8s import Kube
+
+# Objects others depend on go first: a Pod cannot mount a ConfigMap that does not exist yet, and a
+# custom resource cannot be created before its CRD is Established.
+_PHASE_OF_KIND: dict[str, int] = {
+    "Namespace": 0,
+    "CustomResourceDefinition": 1,
+    "PriorityClass": 2,
+    "StorageClass": 2,
+    "ConfigMap": 2,
+    "Secret": 2,
+    "ServiceAccount": 2,
+    "Role": 2,
+    "RoleBinding": 2,
+    "ClusterRole": 2,
+    "ClusterRoleBinding": 2,
+    "LimitRange": 2,
+    "ResourceQuota": 2,
+    "PersistentVolume": 2,
+    "PersistentVolumeClaim": 2,
+    "NetworkPolicy": 2,
+    "Service": 3,
+    "Deployment": 4,
+    "StatefulSet": 4,
+    "DaemonSet": 4,
+    "ReplicaSet": 4,
+    "Job": 4,
+    "CronJob": 4,
+    "Pod": 4,
+}
+_LAST_PHASE = 5
+CRD_PHASE = 1
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})
+
+
+def apply_phases(objects: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Objects grouped into phases applied one after another (pure; order kept within a phase)."""
+    phases: list[list[Mapping[str, Any]]] = [[] for _ in range(_LAST_PHASE + 1)]
+    for obj in objects:
+        phases[_PHASE_OF_KIND.get(str(obj.get("kind")), _LAST_PHASE)].append(obj)
+    return phases
+
+
+def scalable_workloads(objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
+    """The Deployments and StatefulSets of a rendered set (what 'stop' scales to 0)."""
+    return [
+        ObjectRef.from_object(o)
+        for o in objects
+        if o.get("kind") in WORKLOAD_KINDS and str(o.get("apiVersion")) == "apps/v1"
+    ]
+
+
+async def apply_all(
+    *,
+    kube: Kube,
+    objects: Sequence[Mapping[str, Any]],
+    namespace: str,
+    field_manager: str,
+    crd_timeout_s: float = 60.0,
+) -> None:
+    """Server-side apply every object, phase by phase, creating ``namespace`` if needed."""
+    phases = apply_phases(objects)
+    if not any(o.get("metadata", {}).get("name") == namespace for o in phases[0]):
+        await kube.apply(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            field_manager=field_manager,
+        )
+    for index, phase in enumerate(phases):
+        if not phase:
+            continue
+        await asyncio.gather(*(kube.apply(obj, field_manager=field_manager) for obj in phase))
+        if index == CRD_PHASE:
+            await asyncio.gather(
+                *(_wait_established(kube, obj, timeout_s=crd_timeout_s) for obj in phase)
+            )
+            await kube.refresh_discovery()
+
+
+async def _wait_established(kube: Kube, crd: Mapping[str, Any], *, timeout_s: float) -> None:
+    ref = ObjectRef.from_object(crd)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        current = await kube.get(ref)
+        conditions = ((current or {}).get("status") or {}).get("conditions") or []
+        if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
+            return
+        if loop.time() >= deadline:
+            raise KubernetesError(
+                f"{ref} was not Established within {timeout_s:g}s", status=0, reason="Timeout"
+            )
+        await asyncio.sleep(0.2)

@@ -1,0 +1,71 @@
+"""What to do about one deployment: pure functions over plain data, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reconciler.store import Deployment
+
+
+class Verb(StrEnum):
+    """What the desired state asks of the cluster (also the history row's ``action``)."""
+
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+    STOP = "stop"
+
+
+def verb_for(deployment: Deployment) -> Verb:
+    """The verb ``desired_status`` asks for."""
+    return {"stopped": Verb.STOP, "rollback": Verb.ROLLBACK}.get(
+        deployment.desired_status, Verb.DEPLOY
+    )
+
+
+def is_new_generation(deployment: Deployment) -> bool:
+    """The desired state changed since the daemon last finished with this deployment."""
+    return deployment.generation != deployment.observed_generation
+
+
+def needs_apply(deployment: Deployment, *, verb: Verb, digest: str) -> bool:
+    """False only when the rendered output is exactly what is applied and healthy already: a
+    commit that does not change this deployment's manifests, or a values change that renders the
+    same, costs no API call."""
+    if verb is not Verb.DEPLOY:
+        return True
+    return not (deployment.current_status == "healthy" and deployment.applied_digest == digest)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, bounded attempts."""
+
+    max_attempts: int
+    base_s: float
+    max_s: float
+
+    def after_failure(
+        self,
+        *,
+        failures_before: int,
+        permanent: bool,
+        now: dt.datetime,
+        rng: random.Random | None = None,
+    ) -> tuple[int, dt.datetime | None]:
+        """Failures counted after this one, and when to try again (None: parked until the
+        desired state changes, because retrying cannot help or the attempts are used up)."""
+        failures = failures_before + 1
+        if permanent or failures >= self.max_attempts:
+            return failures, None
+        delay = min(self.max_s, self.base_s * 2 ** (failures - 1))
+        # Jitter in [0.5, 1.0) of the delay spreads retries of many deployments apart.
+        jitter = (rng or random).uniform(0.5, 1.0)
+        return failures, now + dt.timedelta(seconds=delay * jitter)
+
+
+def failures_before(deployment: Deployment) -> int:
+    """Consecutive failures that count towards this attempt: a new desired state starts over."""
+    return 0 if is_new_generation(deployment) else deployment.attempts

@@ -1,0 +1,208 @@
+"""``reconciler demo``: the whole product on one machine, telling its story as it goes.
+
+Starts a local PostgreSQL (``.data/pg``) and fakekube unless DATABASE_URL / KUBECONFIG point
+elsewhere, migrates, registers ``ops_repos_example`` as a git repo, writes desired rows as a
+pipeline would, runs the daemon, and walks through: deploy, a new image, a failing image, its
+rollback, a stop.  It ends by itself; ``--keep`` leaves everything running for psql and kubectl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from reconciler import logs, ops_repo
+from reconciler.cli import format_table
+from reconciler.daemon import Daemon
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.k8s import Kube
+from reconciler.localpg import LocalPostgres
+from reconciler.settings import Settings
+from reconciler.store import Deployment, Store
+
+DATA_DIR = Path(".data")
+EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "ops_repos_example"
+FAILING_IMAGE = "registry.example.com/shop/web:2.0.0-broken"
+
+
+def _say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[str]:
+    if settings.database_url:
+        yield settings.database_url
+        return
+    server = LocalPostgres(data_dir=(DATA_DIR / "pg").resolve())
+    await asyncio.to_thread(server.start)
+    _say(f"started a local PostgreSQL in {DATA_DIR / 'pg'}")
+    try:
+        yield server.url()
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@asynccontextmanager
+async def _cluster(settings: Settings) -> AsyncIterator[tuple[str, Callable[[str], None]]]:
+    """The kubeconfig to use, and a function that makes an image fail (fakekube only)."""
+    if settings.kubeconfig:
+        yield settings.kubeconfig, lambda _image: None
+        return
+    from reconciler.testing.fakekube import FakeKube
+
+    kubeconfig = (DATA_DIR / "kubeconfig").resolve()
+    async with FakeKube(rollout_delay_s=0.3, time_factor=0.05) as kube:
+        kube.write_kubeconfig(kubeconfig)
+        _say(f"started fakekube at {kube.url} (kubeconfig {kubeconfig})")
+        yield str(kubeconfig), kube.faults.crashloop_images.append
+
+
+async def main(*, settings: Settings, keep: bool) -> int:
+    if not EXAMPLE_DIR.is_dir():
+        raise ConfigError(f"the example ops repo is missing: {EXAMPLE_DIR}")
+    await asyncio.to_thread(DATA_DIR.mkdir, exist_ok=True)
+    logs.configure(log_format=settings.log_format or "console", level="warning")
+    async with _database(settings) as database_url, _cluster(settings) as (kubeconfig, fail):
+        settings = dataclasses.replace(
+            settings,
+            database_url=database_url,
+            kubeconfig=kubeconfig,
+            repos_dir=(DATA_DIR / "repos").resolve(),
+            poll_interval_s=2.0,
+            health_timeout_s=min(settings.health_timeout_s, 60.0),
+            retry_base_s=30.0,
+        )
+        store = await Store.connect(database_url)
+        kube = await Kube.connect(kubeconfig=kubeconfig)
+        daemon = Daemon(store=store, kube=kube, settings=settings)
+        daemon_task = asyncio.create_task(daemon.run())
+        try:
+            return await _story(
+                store, fail=fail, keep=keep, database_url=database_url, kubeconfig=kubeconfig
+            )
+        finally:
+            daemon.stop()
+            await daemon_task
+            await kube.close()
+            await store.close()
+
+
+async def _story(
+    store: Store, *, fail: Callable[[str], None], keep: bool, database_url: str, kubeconfig: str
+) -> int:
+    await store.migrate()
+    url = await asyncio.to_thread(
+        ops_repo.publish_directory,
+        source=EXAMPLE_DIR,
+        repo=(DATA_DIR / "ops-example").resolve(),
+        message="ops_repos_example",
+    )
+    repo = await store.get_ops_repo("example") or await store.add_ops_repo(
+        name="example", repo_url=url, sync_interval_s=5
+    )
+    _say(f"registered ops repo 'example' ({url})")
+
+    _say("a pipeline writes desired state: web in staging and prod, worker in prod")
+    for project, environment, image in (
+        ("web", "staging", "registry.example.com/shop/web:1.4.0"),
+        ("web", "prod", "registry.example.com/shop/web:1.4.0"),
+        ("worker", "prod", "registry.example.com/shop/worker:3.1.0"),
+    ):
+        await store.upsert_deployment(
+            project=project, environment=environment, ops_repo_id=repo.id, image_ref=image
+        )
+    await _wait(store, "all healthy", lambda ds: all(d.current_status == "healthy" for d in ds))
+
+    _say("web/prod gets a new image: 1.5.0")
+    await store.set_desired(
+        project="web", environment="prod", image_ref="registry.example.com/shop/web:1.5.0"
+    )
+    await _wait(store, "web/prod healthy on 1.5.0", _is("web", "prod", "healthy", "1.5.0"))
+
+    _say(f"web/prod gets a broken image ({FAILING_IMAGE.rsplit(':', 1)[1]}): it crash-loops")
+    fail(FAILING_IMAGE)
+    await store.set_desired(project="web", environment="prod", image_ref=FAILING_IMAGE)
+    await _wait(store, "web/prod failed", _is("web", "prod", "failed", "broken"))
+
+    _say("UPDATE deployments SET desired_status = 'rollback': back to the last healthy image")
+    await store.set_desired(project="web", environment="prod", desired_status="rollback")
+    await _wait(
+        store,
+        "web/prod healthy on 1.5.0 again, desired back to active",
+        lambda ds: (
+            _is("web", "prod", "healthy", "1.5.0")(ds)
+            and _find(ds, "web", "prod").desired_status == "active"
+        ),
+    )
+
+    _say("UPDATE deployments SET desired_status = 'stopped' for worker/prod: scaled to 0")
+    await store.set_desired(project="worker", environment="prod", desired_status="stopped")
+    await _wait(store, "worker/prod stopped", _is("worker", "prod", "stopped", ""))
+
+    web = await store.get_deployment(project="web", environment="prod")
+    assert web is not None
+    _say("reconciler history web prod")
+    print(
+        format_table(
+            [
+                {
+                    "finished": e.finished_at,
+                    "action": e.action,
+                    "status": e.status,
+                    "image": e.image_ref,
+                    "took_s": e.duration_ms / 1000,
+                    "message": e.message,
+                }
+                for e in await store.history(deployment_id=web.id)
+            ]
+        )
+    )
+    if keep:
+        _say("still running; Ctrl-C to stop. In another shell:")
+        print(f"  export DATABASE_URL='{database_url}'")
+        print(f"  export KUBECONFIG='{kubeconfig}'")
+        print("  reconciler status; kubectl get deploy -A")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    _say("done")
+    return 0
+
+
+def _find(deployments: list[Deployment], project: str, environment: str) -> Deployment:
+    return next(d for d in deployments if (d.project, d.environment) == (project, environment))
+
+
+def _is(
+    project: str, environment: str, status: str, image_part: str
+) -> Callable[[list[Deployment]], bool]:
+    def check(deployments: list[Deployment]) -> bool:
+        d = _find(deployments, project, environment)
+        return d.current_status == status and image_part in (d.current_image_ref or "")
+
+    return check
+
+
+async def _wait(
+    store: Store, what: str, done: Callable[[list[Deployment]], bool], *, timeout_s: float = 120.0
+) -> None:
+    began = time.monotonic()
+    while True:
+        deployments = await store.list_deployments()
+        if done(deployments):
+            break
+        if time.monotonic() - began > timeout_s:
+            print(format_table(await store.status_rows()))
+            raise ReconcilerError(f"demo: gave up after {timeout_s:g}s waiting for: {what}")
+        await asyncio.sleep(0.2)
+    print(f"-- {what} after {time.monotonic() - began:.1f}s")
+    print(
+        format_table(
+            [{k: v for k, v in row.items() if k != "since"} for row in await store.status_rows()]
+        )
+    )

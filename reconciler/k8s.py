@@ -1,0 +1,355 @@
+"""The Kubernetes API: the only module that imports ``kubernetes`` (its asyncio API).
+
+Every call goes through :meth:`Kube._call`, which retries what a retry can fix (connection errors,
+timeouts, 429 with Retry-After, 5xx) with exponential backoff and jitter, and turns every failure
+into :class:`reconciler.errors.KubernetesError` with the server's message and the client's
+exception chained as the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from kubernetes.aio import config as kube_config
+from kubernetes.aio.client import ApiClient, Configuration
+from kubernetes.aio.client.exceptions import ApiException
+from kubernetes.aio.config.config_exception import ConfigException
+from kubernetes.aio.dynamic import DynamicClient
+from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
+
+from reconciler.errors import ConfigError, KubernetesError
+from reconciler.health import ObjectRef
+
+_T = TypeVar("_T")
+
+# Fields the server owns: sending them is refused (managedFields) or makes the apply a
+# conditional update (resourceVersion).
+_SERVER_OWNED_METADATA = (
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+)
+_TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
+
+
+def _raw(_client: object, data: Any) -> Any:
+    """A serializer for the dynamic client that keeps the JSON as plain dicts."""
+    return data
+
+
+def strip_server_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` fit for server-side apply: no status, no server-owned metadata."""
+    body = {k: v for k, v in obj.items() if k != "status"}
+    metadata = dict(body.get("metadata") or {})
+    for key in _SERVER_OWNED_METADATA:
+        metadata.pop(key, None)
+    body["metadata"] = metadata
+    return body
+
+
+class Kube:
+    """A connection to one cluster.  Create with :meth:`connect`; close with :meth:`close`."""
+
+    def __init__(
+        self,
+        *,
+        api: ApiClient,
+        dynamic: DynamicClient,
+        cache_dir: Path,
+        request_timeout_s: float,
+        max_retries: int,
+        retry_base_s: float,
+        retry_max_s: float,
+    ) -> None:
+        self._api = api
+        self._dynamic = dynamic
+        self._cache_dir = cache_dir
+        self._request_timeout_s = request_timeout_s
+        self._max_retries = max_retries
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
+        self._discovery_lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        kubeconfig: str | None,
+        request_timeout_s: float = 30.0,
+        max_retries: int = 6,
+        retry_base_s: float = 0.2,
+        retry_max_s: float = 10.0,
+        pool_size: int = 64,
+    ) -> Kube:
+        """Connect with ``kubeconfig``, else in-cluster config, else ``~/.kube/config``."""
+        configuration = Configuration()
+        try:
+            if kubeconfig:
+                await kube_config.load_kube_config(
+                    config_file=kubeconfig, client_configuration=configuration, persist_config=False
+                )
+            else:
+                try:
+                    kube_config.load_incluster_config(client_configuration=configuration)
+                except ConfigException:
+                    await kube_config.load_kube_config(
+                        client_configuration=configuration, persist_config=False
+                    )
+        except (ConfigException, OSError) as exc:
+            where = kubeconfig or "in-cluster config or ~/.kube/config"
+            raise ConfigError(f"cannot load Kubernetes configuration from {where}: {exc}") from exc
+        configuration.connection_pool_maxsize = pool_size
+        api = ApiClient(configuration=configuration)
+        # A discovery cache per connection: the client's default file is shared by every
+        # process that talks to the same host, and would go stale across test servers.
+        cache_dir = Path(tempfile.mkdtemp(prefix="reconciler-discovery-"))
+        kube = cls(
+            api=api,
+            dynamic=DynamicClient(api, cache_file=str(cache_dir / "cache.json")),
+            cache_dir=cache_dir,
+            request_timeout_s=request_timeout_s,
+            max_retries=max_retries,
+            retry_base_s=retry_base_s,
+            retry_max_s=retry_max_s,
+        )
+        try:
+            await kube._call("discover the API", kube._discover)
+        except BaseException:
+            await kube.close()
+            raise
+        return kube
+
+    async def _discover(self) -> None:
+        self._dynamic = await self._dynamic
+
+    async def close(self) -> None:
+        await self._api.close()
+        shutil.rmtree(self._cache_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ calls
+
+    async def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = True,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Server-side apply ``obj``; returns the object as the server stored it."""
+        body = strip_server_fields(obj)
+        ref = ObjectRef.from_object(body)
+
+        async def call() -> dict[str, Any]:
+            resource = await self._resource(ref.api_version, ref.kind)
+            kwargs: dict[str, Any] = {}
+            if dry_run:
+                kwargs["dry_run"] = "All"
+            result: dict[str, Any] = await self._dynamic.server_side_apply(
+                resource,
+                body=body,
+                name=ref.name,
+                namespace=ref.namespace if resource.namespaced else None,
+                field_manager=field_manager,
+                force_conflicts=force,
+                serializer=_raw,
+                _request_timeout=self._request_timeout_s,
+                **kwargs,
+            )
+            return result
+
+        return await self._call(f"apply {ref}", call)
+
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+
+        async def call() -> dict[str, Any] | None:
+            resource = await self._resource(ref.api_version, ref.kind)
+            try:
+                result: dict[str, Any] = await self._dynamic.get(
+                    resource,
+                    name=ref.name,
+                    namespace=ref.namespace if resource.namespaced else None,
+                    serializer=_raw,
+                    _request_timeout=self._request_timeout_s,
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return result
+
+        return await self._call(f"read {ref}", call)
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Pods in ``namespace`` matching the label ``selector``."""
+
+        async def call() -> list[dict[str, Any]]:
+            resource = await self._resource("v1", "Pod")
+            result: dict[str, Any] = await self._dynamic.get(
+                resource,
+                namespace=namespace,
+                label_selector=selector,
+                serializer=_raw,
+                _request_timeout=self._request_timeout_s,
+            )
+            return list(result.get("items") or [])
+
+        return await self._call(f"list pods in {namespace} ({selector})", call)
+
+    async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
+        """Set the replicas of a Deployment/StatefulSet through its scale subresource."""
+
+        async def call() -> None:
+            resource = await self._resource(ref.api_version, ref.kind)
+            scale = resource.subresources.get("scale")
+            if scale is None:
+                raise KubernetesError(f"{ref} has no scale subresource", status=405)
+            await self._dynamic.patch(
+                scale,
+                body={"spec": {"replicas": replicas}},
+                name=ref.name,
+                namespace=ref.namespace,
+                content_type="application/merge-patch+json",
+                serializer=_raw,
+                _request_timeout=self._request_timeout_s,
+            )
+
+        await self._call(f"scale {ref} to {replicas}", call)
+
+    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
+        """Whether the server serves ``kind`` in namespaces; None when it does not serve it."""
+
+        async def call() -> bool | None:
+            try:
+                resource = await self._resource(api_version, kind)
+            except KubernetesError as exc:
+                if exc.reason == "NotServed":
+                    return None
+                raise
+            return bool(resource.namespaced)
+
+        return await self._call(f"look up {kind} ({api_version})", call)
+
+    async def refresh_discovery(self) -> None:
+        """Forget cached discovery (after a CRD is Established)."""
+        async with self._discovery_lock:
+            await self._call("refresh discovery", self._dynamic.resources.invalidate_cache)
+
+    async def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return await self._dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            # A kind whose CRD was created a moment ago: look again once before giving up.
+            async with self._discovery_lock:
+                await self._dynamic.resources.invalidate_cache()
+            try:
+                return await self._dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                raise KubernetesError(
+                    f"the cluster does not serve {kind} in {api_version} "
+                    "(a missing CRD, or a wrong apiVersion?)",
+                    status=404,
+                    reason="NotServed",
+                ) from None
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``call`` with a timeout, retrying transient failures with backoff and jitter."""
+        attempt = 0
+        deadline = time.monotonic() + self._request_timeout_s * (self._max_retries + 1)
+        while True:
+            attempt += 1
+            try:
+                async with asyncio.timeout(self._request_timeout_s):
+                    return await call()
+            except KubernetesError:
+                raise
+            except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                error = _as_error(exc, what=what, timeout_s=self._request_timeout_s)
+                if (
+                    error.status not in _TRANSIENT_STATUSES
+                    or attempt > self._max_retries
+                    or time.monotonic() >= deadline
+                ):
+                    raise error from exc
+                retry_after = _retry_after_s(exc)
+            if retry_after is not None:
+                # The server said when to come back; it knows its load better than we do.
+                delay = min(self._retry_max_s, retry_after)
+            else:
+                # Exponential backoff with jitter keeps many reconciles from retrying in step.
+                backoff = min(self._retry_max_s, self._retry_base_s * 2 ** (attempt - 1))
+                delay = backoff * random.uniform(0.5, 1.0)
+            await asyncio.sleep(delay)
+
+
+def _as_error(exc: BaseException, *, what: str, timeout_s: float) -> KubernetesError:
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        message, reason = _status_message(exc)
+        return KubernetesError(
+            f"{what}: {status} {reason}: {message}".rstrip(": "), status=status, reason=reason
+        )
+    if isinstance(exc, TimeoutError):
+        return KubernetesError(
+            f"{what}: the API server did not answer within {timeout_s:g}s",
+            status=0,
+            reason="Timeout",
+        )
+    return KubernetesError(
+        f"{what}: cannot reach the API server: {exc or type(exc).__name__}",
+        status=0,
+        reason="Unreachable",
+    )
+
+
+def _status_message(exc: ApiException) -> tuple[str, str]:
+    """The message and reason of the Status object the server answered with."""
+    reason = str(exc.reason or "")
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str) and body:
+        try:
+            status = json.loads(body)
+        except ValueError:
+            return body[:500], reason
+        if isinstance(status, dict):
+            message = str(status.get("message") or "")
+            reason = str(status.get("reason") or reason)
+            causes = (status.get("details") or {}).get("causes") or []
+            fields = [
+                str(c.get("message") or c.get("field"))
+                for c in causes
+                if isinstance(c, dict) and c.get("message") and str(c.get("message")) not in message
+            ]
+            if fields:
+                message = f"{message} ({'; '.join(fields)})" if message else "; ".join(fields)
+            return message, reason
+    return "", reason
+
+
+def _retry_after_s(exc: BaseException) -> float | None:
+    if not isinstance(exc, ApiException) or not exc.headers:
+        return None
+    value = exc.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
