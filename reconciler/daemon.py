@@ -23,6 +23,7 @@ from reconciler.errors import ConfigError, DatabaseError, KubernetesError, Recon
 from reconciler.k8s import Kube
 from reconciler.logs import get_logger
 from reconciler.reconcile import Checkout, Options, Outcome, reconcile
+from reconciler.render_pool import RenderPool
 from reconciler.settings import Settings
 from reconciler.store import Deployment, Listener, OpsRepo, Store
 
@@ -56,6 +57,7 @@ class Daemon:
         self.kube = kube
         self.settings = settings
         self.outcomes: list[Outcome] = []
+        self._renderer = RenderPool(timeout_s=settings.render_timeout_s)
         self._options = Options(
             field_manager=settings.field_manager,
             health_timeout_s=settings.health_timeout_s,
@@ -66,6 +68,7 @@ class Daemon:
                 base_s=settings.retry_base_s,
                 max_s=settings.retry_max_s,
             ),
+            renderer=self._renderer,
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -121,6 +124,7 @@ class Daemon:
                 await self._sleep(self.settings.poll_interval_s)
         finally:
             await self._drain()
+            await self._renderer.close()
             self._stopping.set()
             renew_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -79,6 +79,7 @@ async def main(*, settings: Settings, keep: bool) -> int:
             retry_base_s=30.0,
         )
         store = await Store.connect(database_url)
+        await store.migrate()
         kube = await Kube.connect(kubeconfig=kubeconfig)
         daemon = Daemon(store=store, kube=kube, settings=settings)
         daemon_task = asyncio.create_task(daemon.run())
@@ -96,7 +97,6 @@ async def main(*, settings: Settings, keep: bool) -> int:
 async def _story(
     store: Store, *, fail: Callable[[str], None], keep: bool, database_url: str, kubeconfig: str
 ) -> int:
-    await store.migrate()
     url = await asyncio.to_thread(
         ops_repo.publish_directory,
         source=EXAMPLE_DIR,

@@ -23,6 +23,7 @@ from reconciler.errors import DatabaseError, KubernetesError, ReconcilerError
 from reconciler.health import HealthStatus, ObjectRef, wait_healthy
 from reconciler.k8s import Kube
 from reconciler.logs import get_logger
+from reconciler.render_pool import RenderPool
 from reconciler.store import AttemptResult, Deployment, Store
 
 log = get_logger("reconcile")
@@ -50,6 +51,7 @@ class Options:
     health_poll_s: float
     retry: RetryPolicy
     daemon_id: str
+    renderer: RenderPool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +149,7 @@ class _Attempt:
             self._target_of_stop()
             if self.verb is Verb.ROLLBACK:
                 await self._target_of_rollback()
-            rendered = self._render()
+            rendered = await self._render()
             self.digest = rendered.digest
             if self.verb is Verb.DEPLOY and not needs_apply(
                 self.d, verb=self.verb, digest=rendered.digest
@@ -203,7 +205,7 @@ class _Attempt:
         self.image_ref = target.image_ref
         self.values = target.values_override
 
-    def _render(self) -> render_stage.Rendered:
+    async def _render(self) -> render_stage.Rendered:
         if self.checkout.path is None:
             raise _AttemptFailed(
                 f"ops repo {self.checkout.name} has no checkout yet: "
@@ -219,7 +221,7 @@ class _Attempt:
                 project=self.d.project,
                 environment=self.d.environment,
             )
-            return render_stage.render(
+            return await self.options.renderer.render(
                 sources,
                 project=self.d.project,
                 environment=self.d.environment,

@@ -43,6 +43,7 @@ from jinja2 import (
     TemplateError,
     TemplateNotFound,
     TemplateSyntaxError,
+    Undefined,
     UndefinedError,
 )
 from jinja2.exceptions import SecurityError
@@ -679,7 +680,15 @@ def _make_environment(templates: Mapping[str, str]) -> _GuardedSandbox:
     for name, check in _FILTER_GUARDS.items():
         environment.filters[name] = _guard_filter(environment.filters[name], check)
     environment.filters["join"] = _guarded_join_filter
+    # json.dumps does not stringify an Undefined (which would raise the clear error); make it.
+    environment.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}
     return environment
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,6 +67,10 @@ class Settings:
     retry_max_s: float = 600.0
     """RECONCILER_RETRY_MAX_S: the longest retry delay."""
 
+    render_timeout_s: float = 10.0
+    """RECONCILER_RENDER_TIMEOUT_S: a render taking longer is stopped and fails (templates
+    cannot loop for ever; they run in worker processes that are killed at this deadline)."""
+
     git_timeout_s: float = 60.0
     """RECONCILER_GIT_TIMEOUT_S: a clone or fetch taking longer than this is killed and fails."""
 
@@ -100,6 +104,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_RETRY_BASE_S", "retry_base_s", _positive_seconds)
     take("RECONCILER_RETRY_MAX_S", "retry_max_s", _positive_seconds)
     take("RECONCILER_GIT_TIMEOUT_S", "git_timeout_s", _positive_seconds)
+    take("RECONCILER_RENDER_TIMEOUT_S", "render_timeout_s", _positive_seconds)
     take("RECONCILER_SHUTDOWN_GRACE_S", "shutdown_grace_s", _positive_seconds)
     return Settings(**values)  # type: ignore[arg-type]
 

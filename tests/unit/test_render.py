@@ -992,3 +992,32 @@ def test_fifo_is_not_read(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "web" / "pipe.yaml")
     with pytest.raises(RenderError, match="is not a regular file"):
         load_project(checkout=tmp_path, path="", project="web", environment="prod")
+
+
+def test_undefined_name_inside_tojson_is_reported_as_undefined() -> None:
+    """'{{ nope | tojson }}' says the name is undefined, not that JSON failed."""
+    sources = ProjectSources(
+        project_dir="app",
+        templates=(
+            (
+                "cm.yaml.j2",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"
+                "data:\n  a: {{ values.nope | tojson }}\n",
+            ),
+        ),
+        values_base="replicas: 1\n",
+        values_env=None,
+        values_env_name="values-prod.yaml",
+    )
+    with pytest.raises(RenderError) as caught:
+        render(
+            sources,
+            project="app",
+            environment="prod",
+            namespace="app-prod",
+            image_ref="r/i:1",
+            values_override={},
+        )
+    assert str(caught.value) == (
+        "cm.yaml.j2:6: undefined name 'nope': no such key in the mapping (it has keys: replicas)"
+    )
