@@ -276,8 +276,11 @@ class Kube:
             try:
                 async with asyncio.timeout(self._request_timeout_s):
                     return await call()
-            except KubernetesError:
-                raise
+            except KubernetesError as exc:
+                # Raised by our own code inside the call (an unserved kind): name the object.
+                raise KubernetesError(
+                    f"{what}: {exc}", status=exc.status, reason=exc.reason
+                ) from exc
             except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 error = _as_error(exc, what=what, timeout_s=self._request_timeout_s)
                 if (

@@ -225,7 +225,8 @@ def load_project(*, checkout: Path, path: str, project: str, environment: str) -
         )
     if not resolved_dir.is_dir():
         raise RenderError(
-            f"project directory {project_dir_text} does not exist in the ops repo checkout {root}"
+            f"project directory {project_dir_text} does not exist in the ops repo"
+            " (check the project name and the ops repo's path)"
         )
 
     templates: list[tuple[str, str]] = []

@@ -343,7 +343,7 @@ class Store:
         ops_repo_id: int,
         image_ref: str,
         namespace: str | None = None,
-        values_override: Mapping[str, Any] | None = None,
+        values_override: Any = None,
         desired_status: str = "active",
     ) -> Deployment:
         """What a pipeline does: INSERT ... ON CONFLICT (project, environment) DO UPDATE."""
@@ -355,7 +355,7 @@ class Store:
             "ops_repo_id": ops_repo_id,
             "image_ref": image_ref,
             "namespace": namespace,
-            "values_override": dict(values_override or {}),
+            "values_override": {} if values_override is None else values_override,
             "desired_status": desired_status,
         }
         insert_stmt = insert(deployments).values(values)
@@ -370,7 +370,8 @@ class Store:
             async with self._tx() as conn:
                 row = (await conn.execute(stmt)).one()
         except DatabaseError as exc:
-            raise _constraint_as_input_error(exc, f"deployment {project}/{environment}") from exc
+            what = f"deployment {shown(project)}/{shown(environment)}"
+            raise _constraint_as_input_error(exc, what) from exc
         return _deployment(row)
 
     async def set_desired(self, *, project: str, environment: str, **changes: Any) -> Deployment:
@@ -393,7 +394,8 @@ class Store:
                     )
                 ).one_or_none()
         except DatabaseError as exc:
-            raise _constraint_as_input_error(exc, f"deployment {project}/{environment}") from exc
+            what = f"deployment {shown(project)}/{shown(environment)}"
+            raise _constraint_as_input_error(exc, what) from exc
         if row is None:
             raise InputError(f"no deployment {project}/{environment}")
         return _deployment(row)
@@ -441,8 +443,9 @@ class Store:
         """Claim up to ``limit`` deployments that need work, for ``lease_s`` seconds.
 
         Needing work: a new generation; a failed one whose retry is due; one left 'syncing' by a
-        daemon whose lease expired; or an active healthy one whose ops repo moved to another
-        commit (``changed_repos``: repo id -> new sha).  Rows leased by another daemon are skipped,
+        daemon whose lease expired; or an active healthy or failed one whose ops repo moved to
+        another commit (``changed_repos``: repo id -> new sha): a commit may change its output,
+        or fix what made it fail.  Rows leased by another daemon are skipped,
         and so are rows another transaction holds (SKIP LOCKED), so daemons never share work.
 
         A claimed row still carrying an attempt (its daemon died mid-rollout) gets that attempt
@@ -461,7 +464,8 @@ class Store:
                             OR d.current_status = 'syncing'
                             OR d.next_attempt_at <= now())
                        OR (d.ops_repo_id = ANY(CAST(:repo_ids AS bigint[]))
-                           AND d.desired_status = 'active' AND d.current_status = 'healthy'
+                           AND d.desired_status = 'active'
+                           AND d.current_status IN ('healthy', 'failed')
                            AND d.current_sha IS DISTINCT FROM
                                (CAST(:repo_shas AS text[]))[
                                    array_position(CAST(:repo_ids AS bigint[]), d.ops_repo_id)]))
@@ -888,21 +892,49 @@ def _database_error(exc: BaseException, url: str) -> DatabaseError:
     return DatabaseError(f"PostgreSQL at {where}: {text.splitlines()[0] if text else text}")
 
 
+# Words for constraints whose server message ("new row ... violates check constraint") does not
+# say what is wrong; constraints raised by the trigger carry their own words.
+_CONSTRAINT_WORDS = {
+    "ops_repos_name_key": "an ops repo with this name exists already",
+    "ops_repos_name_is_slug": "the name must be lowercase letters, digits, '_' or '-'",
+    "ops_repos_repo_url_not_blank": "the repository URL must not be empty or contain spaces",
+    "ops_repos_path_is_relative": "the path must be relative and stay inside the repository",
+    "deployments_image_ref_without_spaces": "image_ref must be non-empty, without spaces",
+    "deployments_values_override_is_object": "values_override must be a JSON object",
+    "deployments_desired_status_known": "desired_status must be active, stopped or rollback",
+    "deployments_ops_repo_id_fkey": "ops_repo_id names no ops repo",
+    "deployments_project_environment_key": "this project and environment exist already",
+}
+
+
 def _constraint_as_input_error(exc: DatabaseError, what: str) -> InputError:
-    text = str(exc)
-    for marker, words in (
-        ("ops_repos_name_key", "an ops repo with this name exists already"),
-        ("ops_repos_name_is_slug", "the name must be lowercase letters, digits, '_' or '-'"),
-        ("ops_repos_repo_url_not_blank", "the repository URL must not be empty or contain spaces"),
-        ("ops_repos_path_is_relative", "the path must be relative and stay inside the repository"),
-        ("deployments_project_is_dns_label", "project must be a DNS-1123 label"),
-        ("deployments_environment_is_dns_label", "environment must be a DNS-1123 label"),
-        ("deployments_namespace_is_dns_label", "namespace must be a DNS-1123 label"),
-        ("deployments_image_ref_without_spaces", "image_ref must be non-empty, without spaces"),
-        ("deployments_values_override_is_object", "values_override must be a JSON object"),
-        ("deployments_desired_status_known", "desired_status must be active, stopped or rollback"),
-        ("deployments_ops_repo_id_fkey", "ops_repo_id names no ops repo"),
-    ):
-        if marker in text:
-            return InputError(f"{what}: {words} ({marker})")
-    return InputError(f"{what}: {text}")
+    """A refused write, as the writer should read it: what, which rule, in words."""
+    orig = _postgres_error(exc)
+    constraint = getattr(orig, "constraint_name", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    server_message = str(orig) if orig is not None else str(exc)
+    if sqlstate == "22021" or "0x00" in server_message:
+        return InputError(f"{what}: text values must not contain NUL characters")
+    if constraint in _CONSTRAINT_WORDS and "violates" in server_message:
+        return InputError(f"{what}: {_CONSTRAINT_WORDS[constraint]} ({constraint})")
+    if constraint:
+        return InputError(f"{what}: {server_message} ({constraint})")
+    return InputError(f"{what}: {exc}")
+
+
+def _postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:
+    """The server's error behind SQLAlchemy's and our wrappers, if there is one."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return None
+        if isinstance(seen, asyncpg.PostgresError):
+            return seen
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return None
+
+
+def shown(name: str) -> str:
+    """A user-supplied name for a message: control characters escaped, long ones cut."""
+    text = name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
+    return text if len(text) <= 64 else text[:61] + "..."

@@ -120,9 +120,37 @@ CREATE INDEX deployment_history_by_deployment
 
 -- Writers only INSERT/UPDATE desired state; this trigger keeps the bookkeeping honest.
 CREATE FUNCTION deployments_before_write() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    label CONSTANT text := '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+    rule CONSTANT text := ' (lowercase letters, digits and ''-'', at most 63 characters)';
 BEGIN
+    -- The CHECK constraints hold the same rules; checking here first lets a writer learn
+    -- which value is wrong (a bad project would otherwise surface as a bad default namespace).
+    IF NEW.project !~ label THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', TABLE = 'deployments',
+            COLUMN = 'project', CONSTRAINT = 'deployments_project_is_dns_label',
+            MESSAGE = 'project must be a DNS-1123 label' || rule || ', got '
+                      || quote_literal(left(NEW.project, 70));
+    END IF;
+    IF NEW.environment !~ label THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', TABLE = 'deployments',
+            COLUMN = 'environment', CONSTRAINT = 'deployments_environment_is_dns_label',
+            MESSAGE = 'environment must be a DNS-1123 label' || rule || ', got '
+                      || quote_literal(left(NEW.environment, 70));
+    END IF;
     IF NEW.namespace IS NULL OR NEW.namespace = '' THEN
         NEW.namespace := NEW.project || '-' || NEW.environment;
+        IF length(NEW.namespace) > 63 THEN
+            RAISE EXCEPTION USING ERRCODE = 'check_violation', TABLE = 'deployments',
+                COLUMN = 'namespace', CONSTRAINT = 'deployments_namespace_is_dns_label',
+                MESSAGE = 'the default namespace ' || quote_literal(NEW.namespace)
+                          || ' is longer than 63 characters: set namespace explicitly';
+        END IF;
+    ELSIF NEW.namespace !~ label THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', TABLE = 'deployments',
+            COLUMN = 'namespace', CONSTRAINT = 'deployments_namespace_is_dns_label',
+            MESSAGE = 'namespace must be a DNS-1123 label' || rule || ', got '
+                      || quote_literal(left(NEW.namespace, 70));
     END IF;
     IF TG_OP = 'INSERT' THEN
         NEW.generation := 1;

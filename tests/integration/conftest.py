@@ -158,6 +158,17 @@ class Pipeline:
                 raise AssertionError(f"timed out; last state: {current}")
             await asyncio.sleep(0.05)
 
+    async def wait_repo_synced(self, sha: str, *, timeout_s: float = 30.0) -> None:
+        """Wait until the daemon has fetched the ops repo at ``sha``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            repos = await self.store.ops_repos_by_id([self.ops_repo_id])
+            if repos and repos[self.ops_repo_id].last_sha == sha:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the daemon never fetched {sha}; repos: {repos}")
+            await asyncio.sleep(0.05)
+
     def applies(self, *, kind_plural: str = "deployments", name: str | None = None) -> int:
         """Server-side apply requests that reached fakekube for a kind (and name)."""
         count = 0
