@@ -19,7 +19,6 @@ from reconciler.settings import Settings
 from reconciler.store import Deployment, Store
 from reconciler.testing.fakekube import FakeKube
 
-
 APP_TEMPLATES = {
     "configmap.yaml": """\
         apiVersion: v1

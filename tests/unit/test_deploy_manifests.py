@@ -13,11 +13,16 @@ from reconciler import render
 
 ROOT = Path(__file__).resolve().parents[2]
 # Plural resource names of the kinds the example ops repo renders.
-PLURALS = {"ConfigMap": ("", "configmaps"), "Service": ("", "services"),
-           "Deployment": ("apps", "deployments"), "StatefulSet": ("apps", "statefulsets"),
-           "Ingress": ("networking.k8s.io", "ingresses"),
-           "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
-           "ServiceAccount": ("", "serviceaccounts"), "Namespace": ("", "namespaces")}
+PLURALS = {
+    "ConfigMap": ("", "configmaps"),
+    "Service": ("", "services"),
+    "Deployment": ("apps", "deployments"),
+    "StatefulSet": ("apps", "statefulsets"),
+    "Ingress": ("networking.k8s.io", "ingresses"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+    "ServiceAccount": ("", "serviceaccounts"),
+    "Namespace": ("", "namespaces"),
+}
 
 
 def _documents(name: str) -> list[dict[str, Any]]:
@@ -34,22 +39,41 @@ def test_deploy_manifests_are_valid(name: str) -> None:
 
 def _granted() -> set[tuple[str, str, str]]:
     [role] = [d for d in _documents("rbac.yaml") if d["kind"] == "ClusterRole"]
-    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 def test_rbac_covers_what_the_example_repo_renders() -> None:
     """get + patch for every kind ops_repos_example renders, plus the daemon's own needs."""
     granted = _granted()
-    needed = {("", "namespaces", "get"), ("", "namespaces", "patch"), ("", "pods", "list"),
-              ("apps", "deployments/scale", "patch"), ("apps", "statefulsets/scale", "patch")}
+    needed = {
+        ("", "namespaces", "get"),
+        ("", "namespaces", "patch"),
+        ("", "pods", "list"),
+        ("apps", "deployments/scale", "patch"),
+        ("apps", "statefulsets/scale", "patch"),
+    }
     for project in ("web", "worker"):
         for environment in ("staging", "prod"):
-            sources = render.load_project(checkout=ROOT / "ops_repos_example", path="",
-                                          project=project, environment=environment)
-            rendered = render.render(sources, project=project, environment=environment,
-                                     namespace=f"{project}-{environment}", image_ref="r/i:1",
-                                     values_override={})
+            sources = render.load_project(
+                checkout=ROOT / "ops_repos_example",
+                path="",
+                project=project,
+                environment=environment,
+            )
+            rendered = render.render(
+                sources,
+                project=project,
+                environment=environment,
+                namespace=f"{project}-{environment}",
+                image_ref="r/i:1",
+                values_override={},
+            )
             for obj in rendered.objects:
                 group, plural = PLURALS[obj["kind"]]
                 needed |= {(group, plural, "get"), (group, plural, "patch")}
