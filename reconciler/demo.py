@@ -57,7 +57,11 @@ async def _cluster(settings: Settings) -> AsyncIterator[tuple[str, Callable[[str
     from reconciler.testing.fakekube import FakeKube
 
     kubeconfig = (DATA_DIR / "kubeconfig").resolve()
-    async with FakeKube(rollout_delay_s=0.3, time_factor=0.05) as kube:
+    try:
+        fake = FakeKube(rollout_delay_s=0.3, time_factor=0.05)
+    except RuntimeError as exc:  # its schema package is missing
+        raise ConfigError(f"the demo's local cluster cannot start: {exc}") from None
+    async with fake as kube:
         kube.write_kubeconfig(kubeconfig)
         _say(f"started fakekube at {kube.url} (kubeconfig {kubeconfig})")
         yield str(kubeconfig), kube.faults.crashloop_images.append

@@ -375,7 +375,10 @@ def _package_dir(name: str) -> Path:
     """Where an installed package lives, found without importing it (both are heavy)."""
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"fakekube needs the {name!r} package installed")
+        raise RuntimeError(
+            f"fakekube needs the {name.replace('_', '-')!r} package: "
+            "pip install 'reconciler[fakekube]'"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
