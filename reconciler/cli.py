@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler import settings as settings_module
 from reconciler.errors import ConfigError, InputError, ReconcilerError
+from reconciler.output import format_table
 from reconciler.settings import Settings
 from reconciler.store import Store
 
@@ -297,31 +298,6 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # ---------------------------------------------------------------- output
-
-
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as an aligned text table, like psql's."""
-    columns = list(rows[0])
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = [
-        " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
-        "-+-".join("-" * w for w in widths),
-    ]
-    lines += [
-        " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells
-    ]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    text = str(value)
-    text = text.replace("\n", " ")
-    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _json_default(value: Any) -> Any:

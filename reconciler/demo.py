@@ -17,11 +17,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from reconciler import logs, ops_repo
-from reconciler.cli import format_table
 from reconciler.daemon import Daemon
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.k8s import Kube
 from reconciler.localpg import LocalPostgres
+from reconciler.output import format_table
 from reconciler.settings import Settings
 from reconciler.store import Deployment, Store
 
