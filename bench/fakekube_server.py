@@ -1,0 +1,96 @@
+"""fakekube in a process of its own, steered by the benchmarks over stdin/stdout.
+
+    python bench/fakekube_server.py --kubeconfig PATH [--rollout-delay S] [--latency S]
+
+The first stdout line is ``{"url": ...}``.  Then each stdin line is a JSON command and gets one
+JSON line back:
+
+* ``{"command": "requests", "since": T, "until": T|null}``: the request log in a time window;
+* ``{"command": "first_apply", "since": T, "path_contains": S}``: the first server-side apply
+  at or after T whose path contains S (or null);
+* ``{"command": "set_latency", "latency_s": S}``: change ``faults.latency_s``;
+* ``{"command": "ping"}``.
+
+End of stdin stops the server.  ``python -m reconciler.testing.fakekube`` has no latency knob
+and no way to read its request log from outside, hence this wrapper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from reconciler.testing.fakekube import FakeKube
+
+_APPLY = "application/apply-patch+yaml"
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("--rollout-delay", type=float, default=0.2)
+    parser.add_argument("--latency", type=float, default=0.0)
+    return parser.parse_args()
+
+
+def _answer(fakekube: FakeKube, command: dict[str, Any]) -> dict[str, Any]:
+    name = command.get("command")
+    if name == "ping":
+        return {"ok": True}
+    if name == "set_latency":
+        fakekube.faults.latency_s = float(command["latency_s"])
+        return {"ok": True}
+    if name == "requests":
+        since = float(command.get("since") or 0.0)
+        until = command.get("until")
+        end = float(until) if until is not None else float("inf")
+        return {
+            "requests": [
+                dataclasses.asdict(r) for r in fakekube.request_log if since <= r.time <= end
+            ]
+        }
+    if name == "first_apply":
+        since = float(command["since"])
+        needle = str(command["path_contains"])
+        for record in fakekube.request_log:
+            if (
+                record.time >= since
+                and record.method == "PATCH"
+                and record.content_type == _APPLY
+                and needle in record.path
+            ):
+                return {"request": dataclasses.asdict(record)}
+        return {"request": None}
+    return {"error": f"unknown command {name!r}"}
+
+
+async def _serve(arguments: argparse.Namespace) -> None:
+    fakekube = FakeKube(rollout_delay_s=arguments.rollout_delay, time_factor=1.0)
+    fakekube.faults.latency_s = arguments.latency
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1024 * 1024)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    async with fakekube:
+        fakekube.write_kubeconfig(arguments.kubeconfig)
+        print(json.dumps({"url": fakekube.url}), flush=True)
+        while line := await reader.readline():
+            try:
+                answer = _answer(fakekube, json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                answer = {"error": f"bad command {line[:200]!r}: {exc}"}
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+
+
+def main() -> int:
+    asyncio.run(_serve(_arguments()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

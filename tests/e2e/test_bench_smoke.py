@@ -1,0 +1,46 @@
+"""The benchmarks still run: small runs of bench/wake_latency.py and bench/throughput.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _run_small(script: str) -> dict[str, Any]:
+    """Run ``bench/<script> --small``; the JSON object on its last stdout line."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / script), "--small"],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stderr[-3000:]}"
+    lines = result.stdout.strip().splitlines()
+    assert lines, f"{script} printed nothing on stdout"
+    payload: dict[str, Any] = json.loads(lines[-1])
+    return payload
+
+
+def test_wake_latency_small_ends_with_its_json_line() -> None:
+    """wake_latency.py --small exits 0 and reports the latency of 10 timed updates."""
+    payload = _run_small("wake_latency.py")
+    assert payload["bench"] == "wake_latency"
+    assert payload["updates"] == 10
+    assert 0 < payload["p50_ms"] <= payload["p99_ms"]
+
+
+def test_throughput_small_ends_with_its_json_line() -> None:
+    """throughput.py --small exits 0, every deployment ends healthy, and requests are counted."""
+    payload = _run_small("throughput.py")
+    assert payload["bench"] == "throughput"
+    assert payload["deployments"] == 100
+    assert payload["history"] == {"healthy": 100}
+    # At least the namespace, ConfigMap and Deployment applies and one health read each.
+    assert payload["requests_per_deployment"] >= 4
+    assert payload["bulk_update_s"] > 0
