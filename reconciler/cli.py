@@ -13,13 +13,16 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import settings as settings_module
 from reconciler.errors import ConfigError, InputError, ReconcilerError
 from reconciler.output import format_table
 from reconciler.settings import Settings
-from reconciler.store import Store
+
+if TYPE_CHECKING:
+    # Imported lazily below: `reconciler render` must start fast, without SQLAlchemy/Alembic.
+    from reconciler.store import Store
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -119,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _connect(settings: Settings) -> Store:
+    from reconciler.store import Store
+
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")
     return await Store.connect(settings.database_url, pool_size=2)
