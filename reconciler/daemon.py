@@ -1,10 +1,14 @@
 """The daemon: wake on NOTIFY or every poll interval, sync ops repos, claim work, reconcile.
 
-One pass: sync the ops repos that are due (each once, concurrently), claim as many deployments
-needing work as there are free slots, and start a task per claimed deployment.  A background task
-renews the leases of in-flight deployments and learns from the answer when one was superseded.
-SIGTERM/SIGINT: no new claims; in-flight work gets ``shutdown_grace_s`` to finish, then is
-recorded as interrupted; exit 0.
+One pass: start a sync of each ops repo that is due (one at a time per repo, in the background:
+a hung remote must not hold up other work; a sync that brings a new commit wakes the loop), claim
+as many deployments needing work as there are free slots, and start a task per claimed
+deployment.  A task renders from the repo's last good checkout, fetching first only when the
+deployment already runs a commit that checkout does not contain (another daemon fetched it), so
+manifests never go back to an older commit.  A background task renews the leases of in-flight
+deployments and learns from the answer when one was superseded.  When the database is away,
+passes back off until the LISTEN connection is back.  SIGTERM/SIGINT: no new claims; in-flight
+work gets ``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 import functools
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import ops_repo
@@ -25,7 +29,7 @@ from reconciler.logs import get_logger
 from reconciler.reconcile import Checkout, Options, Outcome, reconcile
 from reconciler.render_pool import RenderPool
 from reconciler.settings import Settings
-from reconciler.store import Deployment, Listener, OpsRepo, Store
+from reconciler.store import NOTIFY_CHANNEL, Deployment, Listener, OpsRepo, Store
 
 log = get_logger("daemon")
 
@@ -72,9 +76,12 @@ class Daemon:
         )
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._database_back = asyncio.Event()
         self._in_flight: dict[int, _InFlight] = {}
         self._repos = _RepoState()
         self._sync_locks: dict[int, asyncio.Lock] = {}
+        self._syncs: dict[int, asyncio.Task[Checkout]] = {}
+        self._once = False
 
     def stop(self) -> None:
         """Ask the daemon to shut down gracefully (signal handlers call this)."""
@@ -89,10 +96,11 @@ class Daemon:
         """Run until :meth:`stop` (or, with ``once``, until nothing is left to do).  Returns
         the exit code: with ``once``, 0 only if every deployment touched ended healthy or
         stopped."""
+        self._once = once
         listener = Listener(
             url=self.store.url,
             on_notify=self._on_notify,
-            on_reconnect=self._wake.set,
+            on_reconnect=self._on_listening,
             log=log.warning,
         )
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
@@ -117,13 +125,14 @@ class Daemon:
                     log.warning("database_unavailable", error=str(exc), retry_in_s=delay)
                     if once:
                         raise
-                    await self._sleep(delay)
+                    await self._wait_for_database(delay)
                     continue
                 if once and claimed == 0 and not self._in_flight:
                     break
                 await self._sleep(self.settings.poll_interval_s)
         finally:
             await self._drain()
+            await self._stop_syncs()
             await self._renderer.close()
             self._stopping.set()
             renew_task.cancel()
@@ -141,8 +150,21 @@ class Daemon:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
+    async def _wait_for_database(self, seconds: float) -> None:
+        """Back off after a failed pass.  Finished reconciles and NOTIFYs must not cut the
+        wait short (each would start another failing pass at once); the LISTEN connection
+        coming back is the sign the database is back, and so is a stop request."""
+        self._database_back.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while not (self._stopping.is_set() or self._database_back.is_set()):
+                    await self._wake.wait()
+                    self._wake.clear()
+        self._wake.set()  # what arrived meanwhile still needs a pass
+
     async def _pass(self) -> int:
-        """Sync due repos, claim what fits in the free slots, start it.  Returns how many."""
+        """Start syncs of due repos, claim what fits in the free slots, start it.  Returns
+        how many were claimed."""
         began = time.perf_counter()
         synced = await self._sync_repos(await self.store.ops_repos_due_for_sync())
         claimed = await self._claim_and_start()
@@ -173,38 +195,71 @@ class Daemon:
                 self._repos.changed.pop(repo_id, None)
         if not claimed:
             return 0
-        await self._ensure_checkouts({d.ops_repo_id for d in claimed})
+        repos = await self._ensure_checkouts({d.ops_repo_id for d in claimed})
         for deployment in claimed:
-            self._start(deployment)
+            self._start(deployment, repo=repos.get(deployment.ops_repo_id))
         return len(claimed)
 
-    def _start(self, deployment: Deployment) -> None:
-        checkout = self._repos.checkouts.get(deployment.ops_repo_id) or Checkout(
-            name=f"#{deployment.ops_repo_id}",
-            path=None,
-            subdir="",
-            sha=None,
-            error="the ops repo is not registered",
-        )
+    def _start(self, deployment: Deployment, *, repo: OpsRepo | None) -> None:
         entry: _InFlight
 
         def superseded() -> bool:
             return entry.superseded
 
         task = asyncio.create_task(
-            reconcile(
-                deployment,
-                store=self.store,
-                kube=self.kube,
-                checkout=checkout,
-                options=self._options,
-                superseded=superseded,
-            ),
+            self._reconcile(deployment, repo=repo, superseded=superseded),
             name=f"reconcile-{deployment.project}-{deployment.environment}",
         )
         entry = _InFlight(deployment=deployment, task=task)
         self._in_flight[deployment.id] = entry
         task.add_done_callback(functools.partial(self._done, deployment.id))
+
+    async def _reconcile(
+        self, deployment: Deployment, *, repo: OpsRepo | None, superseded: Callable[[], bool]
+    ) -> Outcome:
+        return await reconcile(
+            deployment,
+            store=self.store,
+            kube=self.kube,
+            checkout=await self._checkout_for(deployment, repo=repo),
+            options=self._options,
+            superseded=superseded,
+        )
+
+    async def _checkout_for(self, deployment: Deployment, *, repo: OpsRepo | None) -> Checkout:
+        """The checkout to render ``deployment`` from.
+
+        Daemons keep checkouts of their own, fetched at different moments: another one may
+        have deployed this deployment from a commit this daemon has not fetched yet.
+        Rendering from the older checkout would take the cluster back to older manifests (and
+        the next fetch forward again), so when the deployed commit is not in this checkout's
+        history the repo is fetched first.
+        """
+        checkout = self._repos.checkouts.get(deployment.ops_repo_id)
+        if repo is None or checkout is None:
+            return checkout or Checkout(
+                name=f"#{deployment.ops_repo_id}",
+                path=None,
+                subdir="",
+                sha=None,
+                error="the ops repo is not registered",
+            )
+        deployed = deployment.current_sha
+        if checkout.path is None or deployed is None or deployed == checkout.sha:
+            return checkout
+        if await asyncio.to_thread(ops_repo.contains_commit, checkout.path, deployed):
+            return checkout
+        log.info(
+            "checkout_behind",
+            repo=repo.name,
+            project=deployment.project,
+            environment=deployment.environment,
+            deployed_sha=deployed,
+            checkout_sha=checkout.sha,
+        )
+        # wait() leaves the sync running if this reconcile is cancelled: it is shared.
+        await asyncio.wait([self._sync_task(repo)])
+        return self._repos.checkouts.get(deployment.ops_repo_id, checkout)
 
     def _done(self, deployment_id: int, task: asyncio.Task[Outcome]) -> None:
         self._in_flight.pop(deployment_id, None)
@@ -217,6 +272,12 @@ class Daemon:
             return
         self.outcomes.append(task.result())
         self._wake.set()  # a slot is free: there may be more work waiting
+
+    def _on_listening(self) -> None:
+        # NOTIFYs sent while the connection was down are gone: look at the database once now.
+        log.info("listening", channel=NOTIFY_CHANNEL)
+        self._database_back.set()
+        self._wake.set()
 
     def _on_notify(self, payload: str) -> None:
         if payload.startswith("repo:"):
@@ -268,49 +329,95 @@ class Daemon:
     # ------------------------------------------------------------ ops repos
 
     async def _sync_repos(self, due: Sequence[OpsRepo]) -> int:
-        """Sync each due (or NOTIFY-forced) repo once, concurrently.  Returns how many."""
+        """Start a sync of each due (or NOTIFY-forced) repo that is not syncing already.
+        Returns how many started.  Passes do not wait for them: a remote that hangs until the
+        git timeout would hold up every deployment; a finished sync wakes the loop instead."""
         forced = self._repos.forced
         self._repos.forced = set()
         if forced - {r.id for r in due}:
             extra = await self.store.ops_repos_by_id(sorted(forced - {r.id for r in due}))
             due = [*due, *extra.values()]
-        if due:
-            await asyncio.gather(*(self._sync_one(repo) for repo in due))
-        return len(due)
+        started = []
+        for repo in due:
+            running = self._syncs.get(repo.id)
+            if running is not None and not running.done():
+                if repo.id in forced:
+                    # Its URL or branch changed during this sync: sync again once it ends.
+                    self._repos.forced.add(repo.id)
+                continue
+            started.append(self._sync_task(repo))
+        if started and self._once:
+            # One pass of `run --once` sees the repos as they are now.
+            await asyncio.wait(started)  # (wait never cancels what it waits for)
+        return len(started)
 
-    async def _ensure_checkouts(self, repo_ids: set[int]) -> None:
-        """Claimed deployments need their repo: use the checkout on disk, or fetch it now."""
-        unknown = sorted(i for i in repo_ids if i not in self._repos.checkouts)
-        if not unknown:
+    def _sync_task(self, repo: OpsRepo) -> asyncio.Task[Checkout]:
+        """The running sync of ``repo``, started if there is none."""
+        task = self._syncs.get(repo.id)
+        if task is None or task.done():
+            task = asyncio.create_task(self._sync_one(repo), name=f"sync-{repo.name}")
+            self._syncs[repo.id] = task
+            task.add_done_callback(functools.partial(self._synced, repo))
+        return task
+
+    def _synced(self, repo: OpsRepo, task: asyncio.Task[Checkout]) -> None:
+        if self._syncs.get(repo.id) is task:
+            del self._syncs[repo.id]
+        if task.cancelled():
             return
-        repos = await self.store.ops_repos_by_id(unknown)
-        to_sync = []
+        error = task.exception()
+        if error is not None:
+            # The fetch ran, but its result could not be recorded (the database is away);
+            # the repo stays due and is synced again by a later pass.
+            log.warning("repo_sync_unrecorded", repo=repo.name, error=str(error))
+
+    async def _stop_syncs(self) -> None:
+        tasks = list(self._syncs.values())
+        for task in tasks:
+            task.cancel()  # sync_repo kills git when cancelled
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    async def _ensure_checkouts(self, repo_ids: set[int]) -> dict[int, OpsRepo]:
+        """Claimed deployments need their repo: use the checkout on disk, or wait for the
+        first fetch (the only sync a pass waits for: without it there is nothing to render).
+        Returns the repos' rows."""
+        repos = await self.store.ops_repos_by_id(sorted(repo_ids))
+        first_fetches = []
         for repo in repos.values():
+            if repo.id in self._repos.checkouts:
+                continue
             path = ops_repo.checkout_dir(repos_dir=self.settings.repos_dir, name=repo.name)
             sha = await asyncio.to_thread(ops_repo.current_sha, path)
             if sha is None:
-                to_sync.append(repo)
+                first_fetches.append(self._sync_task(repo))
             else:
                 self._repos.checkouts[repo.id] = Checkout(
                     name=repo.name, path=path, subdir=repo.path, sha=sha, error=repo.last_error
                 )
-        if to_sync:
-            await asyncio.gather(*(self._sync_one(repo) for repo in to_sync))
+        if first_fetches:
+            # A failed fetch is reported by _synced; the checkout it leaves says why.
+            await asyncio.wait(first_fetches)
+        return repos
 
-    async def _sync_one(self, repo: OpsRepo) -> None:
+    async def _sync_one(self, repo: OpsRepo) -> Checkout:
         lock = self._sync_locks.setdefault(repo.id, asyncio.Lock())
         async with lock:
-            self._repos.checkouts[repo.id] = await sync_and_record(
-                store=self.store, settings=self.settings, repo=repo
-            )
-            checkout = self._repos.checkouts[repo.id]
+            previous = self._repos.checkouts.get(repo.id)
+            checkout = await sync_checkout(settings=self.settings, repo=repo)
+            # Known before it is recorded: the tree on disk is this commit now.
+            self._repos.checkouts[repo.id] = checkout
             if checkout.sha is not None:
                 self._repos.changed[repo.id] = checkout.sha
+                if previous is None or previous.sha != checkout.sha:
+                    self._wake.set()  # deployments of the repo may need the new commit
+            await record_sync(store=self.store, repo=repo, checkout=checkout)
+            return checkout
 
 
-async def sync_and_record(*, store: Store, settings: Settings, repo: OpsRepo) -> Checkout:
-    """Fetch one ops repo and record the result on its row.  A failed fetch keeps the last good
-    checkout (if any) to render from, and records the error in ``ops_repos.last_error``."""
+async def sync_checkout(*, settings: Settings, repo: OpsRepo) -> Checkout:
+    """Fetch one ops repo.  A failed fetch keeps the last good checkout (if any) to render
+    from, with the error alongside."""
     path = ops_repo.checkout_dir(repos_dir=settings.repos_dir, name=repo.name)
     try:
         result = await ops_repo.sync_repo(
@@ -322,18 +429,31 @@ async def sync_and_record(*, store: Store, settings: Settings, repo: OpsRepo) ->
         )
     except ReconcilerError as exc:
         error = str(exc)
-        await store.record_repo_sync(repo_id=repo.id, sha=None, error=error)
         sha = await asyncio.to_thread(ops_repo.current_sha, path)
         log.warning("repo_sync_failed", repo=repo.name, error=error, serving_sha=sha or "none")
         return Checkout(
             name=repo.name, path=path if sha else None, subdir=repo.path, sha=sha, error=error
         )
-    await store.record_repo_sync(repo_id=repo.id, sha=result.sha, error=None)
     if result.changed:
         log.info("repo_synced", repo=repo.name, sha=result.sha)
     return Checkout(
         name=repo.name, path=result.checkout, subdir=repo.path, sha=result.sha, error=None
     )
+
+
+async def record_sync(*, store: Store, repo: OpsRepo, checkout: Checkout) -> None:
+    """Record a sync on the repo's row: the new sha, or the error in ``last_error``."""
+    if checkout.error is None:
+        await store.record_repo_sync(repo_id=repo.id, sha=checkout.sha, error=None)
+    else:
+        await store.record_repo_sync(repo_id=repo.id, sha=None, error=checkout.error)
+
+
+async def sync_and_record(*, store: Store, settings: Settings, repo: OpsRepo) -> Checkout:
+    """Fetch one ops repo and record the result on its row (see :func:`sync_checkout`)."""
+    checkout = await sync_checkout(settings=settings, repo=repo)
+    await record_sync(store=store, repo=repo, checkout=checkout)
+    return checkout
 
 
 async def sync_named_repos(*, store: Store, settings: Settings, names: Sequence[str]) -> int:

@@ -44,6 +44,8 @@ _SERVER_OWNED_METADATA = (
     "deletionGracePeriodSeconds",
 )
 _TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
+# The longest Retry-After honoured as asked; a server asking for more gets this much.
+_RETRY_AFTER_MAX_S = 60.0
 
 
 def _raw(_client: object, data: Any) -> Any:
@@ -283,20 +285,23 @@ class Kube:
                 ) from exc
             except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 error = _as_error(exc, what=what, timeout_s=self._request_timeout_s)
-                if (
-                    error.status not in _TRANSIENT_STATUSES
-                    or attempt > self._max_retries
-                    or time.monotonic() >= deadline
-                ):
-                    raise error from exc
                 retry_after = _retry_after_s(exc)
-            if retry_after is not None:
-                # The server said when to come back; it knows its load better than we do.
-                delay = min(self._retry_max_s, retry_after)
-            else:
+                if error.status not in _TRANSIENT_STATUSES:
+                    raise error from exc
+                if retry_after is not None:
+                    # The server said when to come back; it knows its load better than we do,
+                    # and coming back sooner only earns another refusal.  Waited out even past
+                    # the deadline, and before giving up too: whoever asks next (the next
+                    # health poll, the next attempt) must not come back sooner either.
+                    await asyncio.sleep(min(retry_after, _RETRY_AFTER_MAX_S))
+                    if attempt > self._max_retries:
+                        raise error from exc
+                    continue
                 # Exponential backoff with jitter keeps many reconciles from retrying in step.
                 backoff = min(self._retry_max_s, self._retry_base_s * 2 ** (attempt - 1))
                 delay = backoff * random.uniform(0.5, 1.0)
+                if attempt > self._max_retries or time.monotonic() + delay >= deadline:
+                    raise error from exc
             await asyncio.sleep(delay)
 
 

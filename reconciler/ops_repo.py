@@ -36,6 +36,7 @@ from reconciler.errors import InputError, OpsRepoError
 __all__ = [
     "SyncResult",
     "checkout_dir",
+    "contains_commit",
     "current_sha",
     "publish_directory",
     "redact",
@@ -492,6 +493,31 @@ def current_sha(checkout: Path) -> str | None:
     checkout = checkout.absolute()
     subject = _Subject(description=f"ops repo checkout {checkout}", url="")
     return _head_sha(checkout, budget=_Budget.start(_CURRENT_SHA_TIMEOUT_S), subject=subject)
+
+
+_SHA_PATTERN = re.compile(r"^[0-9a-f]{4,64}$")
+
+
+def contains_commit(checkout: Path, sha: str) -> bool:
+    """Return whether commit ``sha`` is the commit checked out in ``checkout`` or an ancestor of
+    it.  False also when the checkout does not know ``sha``: the commit is newer than the
+    checkout (not fetched yet) or belongs to a rewritten history.
+
+    Blocking (it runs ``git merge-base``): call it from a thread in async code.
+    """
+    checkout = checkout.absolute()
+    # Only a hex sha reaches git's command line, never something it could read as an option.
+    if not _SHA_PATTERN.match(sha) or not (checkout / ".git").is_dir():
+        return False
+    outcome = _run_git(
+        _in_checkout(checkout, "merge-base", "--is-ancestor", sha, "HEAD"),
+        cwd=checkout,
+        budget=_Budget.start(_CURRENT_SHA_TIMEOUT_S),
+        subject=_Subject(description=f"ops repo checkout {checkout}", url=""),
+        action="comparing commits",
+        check=False,
+    )
+    return outcome.returncode == 0
 
 
 def _in_checkout(checkout: Path, *args: str) -> list[str]:

@@ -9,7 +9,9 @@ deployment, so the daemon keeps serving the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,10 @@ from reconciler.render_pool import RenderPool
 from reconciler.store import AttemptResult, Deployment, Store
 
 log = get_logger("reconcile")
+
+# Waiting out an unreachable database to record an attempt: the first delay and the longest.
+_RECORD_RETRY_FIRST_S = 0.5
+_RECORD_RETRY_MAX_S = 10.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,11 +183,17 @@ class _Attempt:
         except _AttemptFailed as failure:
             return await self._fail(failure.message, permanent=failure.permanent)
         except asyncio.CancelledError:
-            # Shutdown ran out of grace: close the attempt as interrupted, then stop.
+            # Shutdown ran out of grace: close the attempt as interrupted, then stop.  One try
+            # only: if the database is away, the next claim closes the attempt just the same.
             if self.started_at is not None:
-                await asyncio.shield(
-                    self._finish("interrupted", "the daemon shut down before the rollout finished")
-                )
+                with contextlib.suppress(DatabaseError):
+                    await asyncio.shield(
+                        self._finish(
+                            "interrupted",
+                            "the daemon shut down before the rollout finished",
+                            wait_for_database=False,
+                        )
+                    )
             raise
 
     # ------------------------------------------------------------ steps
@@ -279,8 +291,9 @@ class _Attempt:
 
     # ------------------------------------------------------------ recording
 
-    async def _finish(self, status: str, message: str) -> Outcome:
-        assert self.started_at is not None
+    async def _finish(
+        self, status: str, message: str, *, wait_for_database: bool = True
+    ) -> Outcome:
         result = AttemptResult(
             action=str(self.verb),
             status=status,
@@ -293,16 +306,58 @@ class _Attempt:
             next_attempt_at=None,
             restore_desired=self.verb is Verb.ROLLBACK and status == "healthy",
         )
-        recorded = await self.store.finish_attempt(
-            deployment_id=self.d.id,
-            daemon_id=self.options.daemon_id,
-            started_at=self.started_at,
-            generation=self.d.generation,
-            result=result,
-        )
-        if not recorded:
+        if not await self._record(result, wait_for_database=wait_for_database):
             return self._outcome("lost", "the claim was taken over by another daemon")
         return self._outcome(status, message)
+
+    async def _record(self, result: AttemptResult, *, wait_for_database: bool = True) -> bool:
+        """Record the started attempt (history row and current_* columns); False when it is no
+        longer ours.
+
+        The cluster has been touched, so an unreachable database is waited out, with backoff,
+        instead of leaving the attempt for the next claim to close as interrupted: its outcome
+        would be lost.  The write only updates a row still claimed by this daemon with this
+        attempt open, so retrying after a lost acknowledgement cannot record it twice.
+        """
+        assert self.started_at is not None
+        delay = _RECORD_RETRY_FIRST_S
+        retried = False
+        while True:
+            try:
+                recorded = await self.store.finish_attempt(
+                    deployment_id=self.d.id,
+                    daemon_id=self.options.daemon_id,
+                    started_at=self.started_at,
+                    generation=self.d.generation,
+                    result=result,
+                )
+            except DatabaseError as exc:
+                if exc.permanent or not wait_for_database:
+                    raise
+                log.warning(
+                    "record_retry",
+                    deployment_id=self.d.id,
+                    project=self.d.project,
+                    environment=self.d.environment,
+                    status=result.status,
+                    error=str(exc),
+                    retry_in_s=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RECORD_RETRY_MAX_S) * random.uniform(0.8, 1.0)
+                retried = True
+                continue
+            if recorded or not retried:
+                return recorded
+            # An earlier try may have committed and only its answer been lost.
+            return (
+                await self.store.recorded_status(
+                    deployment_id=self.d.id,
+                    started_at=self.started_at,
+                    daemon_id=self.options.daemon_id,
+                )
+                == result.status
+            )
 
     async def _fail(self, message: str, *, permanent: bool) -> Outcome:
         attempts, next_at = self.options.retry.after_failure(
@@ -326,12 +381,8 @@ class _Attempt:
                 next_attempt_at=next_at,
             )
         else:
-            recorded = await self.store.finish_attempt(
-                deployment_id=self.d.id,
-                daemon_id=self.options.daemon_id,
-                started_at=self.started_at,
-                generation=self.d.generation,
-                result=AttemptResult(
+            recorded = await self._record(
+                AttemptResult(
                     action=str(self.verb),
                     status="failed",
                     image_ref=self.image_ref,
@@ -341,7 +392,7 @@ class _Attempt:
                     message=message,
                     attempts=attempts,
                     next_attempt_at=next_at,
-                ),
+                )
             )
         if not recorded:
             return self._outcome("lost", "the claim was taken over by another daemon")

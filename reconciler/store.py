@@ -223,7 +223,7 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 yield conn
-        except (OSError, asyncpg.PostgresError, sa.exc.DBAPIError) as exc:
+        except (OSError, asyncpg.PostgresError, sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             raise _database_error(exc, self.url) from exc
 
     # ------------------------------------------------------------ schema
@@ -752,6 +752,22 @@ class Store:
             ),
         )
 
+    async def recorded_status(
+        self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str
+    ) -> str | None:
+        """The status this daemon recorded for the attempt that started at ``started_at``, or
+        None.  After a write whose acknowledgement was lost, this tells whether it committed."""
+        async with self._tx() as conn:
+            return (
+                await conn.execute(
+                    sa.select(deployment_history.c.status).where(
+                        deployment_history.c.deployment_id == deployment_id,
+                        deployment_history.c.started_at == started_at,
+                        deployment_history.c.daemon == daemon_id,
+                    )
+                )
+            ).scalar_one_or_none()
+
     async def last_healthy(
         self, *, deployment_id: int, other_than_image: str
     ) -> HistoryEntry | None:
@@ -879,6 +895,11 @@ async def _first_of(*events: asyncio.Event, timeout_s: float) -> bool:
 # ---------------------------------------------------------------- errors
 
 
+# SQLSTATE classes a retry can outlive: connection exceptions, serialization failures and
+# deadlocks, insufficient resources, operator intervention (shutdown, "cannot connect now").
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+
+
 def _database_error(exc: BaseException, url: str) -> DatabaseError:
     where = describe_url(url)
     orig = getattr(exc, "orig", None) or exc
@@ -888,8 +909,31 @@ def _database_error(exc: BaseException, url: str) -> DatabaseError:
         or "connect" in type(orig).__name__.lower()
         or isinstance(exc, OSError)
     ):
-        return DatabaseError(f"cannot reach PostgreSQL at {where}: {text}")
-    return DatabaseError(f"PostgreSQL at {where}: {text.splitlines()[0] if text else text}")
+        error = DatabaseError(f"cannot reach PostgreSQL at {where}: {text}")
+    else:
+        error = DatabaseError(f"PostgreSQL at {where}: {text.splitlines()[0] if text else text}")
+    error.permanent = not _is_transient(exc)
+    return error
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether the same statement may succeed later: the server was unreachable, restarting,
+    or dropped the connection, rather than refusing the statement itself."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.TimeoutError):
+        return True  # no pooled connection became free: the server is slow or away
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 # Words for constraints whose server message ("new row ... violates check constraint") does not
