@@ -84,7 +84,7 @@ async def main(*, settings: Settings, keep: bool) -> int:
         )
         store = await Store.connect(database_url)
         await store.migrate()
-        kube = await Kube.connect(kubeconfig=kubeconfig)
+        kube = await Kube.connect(kubeconfig=kubeconfig, request_timeout_s=settings.kube_timeout_s)
         daemon = Daemon(store=store, kube=kube, settings=settings)
         daemon_task = asyncio.create_task(daemon.run())
         try:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import multiprocessing
+import multiprocessing.connection
+import os
 import resource
+import threading
 from collections.abc import Mapping
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -21,10 +24,20 @@ from reconciler.errors import RenderError
 from reconciler.render import ProjectSources, Rendered, render
 
 
-def _limit_memory(max_bytes: int) -> None:
-    # Runs in each worker: a template that builds a huge structure fails with MemoryError there
-    # instead of exhausting the machine.
+def _start_worker(max_bytes: int) -> None:
+    """Runs in each worker when it starts."""
+    # A template that builds a huge structure fails with MemoryError here instead of
+    # exhausting the machine.
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    # A daemon killed with SIGKILL cannot stop its workers: they leave when it is gone.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(0)
 
 
 def _render_in_worker(sources: ProjectSources, context: dict[str, Any]) -> Rendered:
@@ -55,7 +68,7 @@ class RenderPool:
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_limit_memory,
+                initializer=_start_worker,
                 initargs=(self.memory_bytes,),
             )
         return self._pool

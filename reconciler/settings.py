@@ -38,8 +38,9 @@ class Settings:
     """RECONCILER_HEALTH_TIMEOUT_S: how long one attempt waits for its objects to become healthy
     before it is recorded as failed."""
 
-    concurrency: int = 16
-    """RECONCILER_CONCURRENCY: how many deployments one daemon reconciles at the same time."""
+    concurrency: int = 32
+    """RECONCILER_CONCURRENCY: how many deployments one daemon reconciles at the same time.
+    Rollouts mostly wait, so this is about latency, not CPU (bench/README.md)."""
 
     field_manager: str = "reconciler"
     """RECONCILER_FIELD_MANAGER: the server-side apply field manager name."""
@@ -66,6 +67,10 @@ class Settings:
 
     retry_max_s: float = 600.0
     """RECONCILER_RETRY_MAX_S: the longest retry delay."""
+
+    kube_timeout_s: float = 30.0
+    """RECONCILER_KUBE_TIMEOUT_S: one Kubernetes API request taking longer is abandoned and
+    retried (with backoff) like any transient failure."""
 
     render_timeout_s: float = 10.0
     """RECONCILER_RENDER_TIMEOUT_S: a render taking longer is stopped and fails (templates
@@ -105,6 +110,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_RETRY_MAX_S", "retry_max_s", _positive_seconds)
     take("RECONCILER_GIT_TIMEOUT_S", "git_timeout_s", _positive_seconds)
     take("RECONCILER_RENDER_TIMEOUT_S", "render_timeout_s", _positive_seconds)
+    take("RECONCILER_KUBE_TIMEOUT_S", "kube_timeout_s", _positive_seconds)
     take("RECONCILER_SHUTDOWN_GRACE_S", "shutdown_grace_s", _positive_seconds)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -458,17 +458,24 @@ class Store:
         claim_sql = sa.text("""
             WITH candidates AS (
                 SELECT d.id, d.claimed_by AS previous_owner FROM deployments d
-                WHERE ((d.generation <> d.observed_generation
-                        OR d.current_status IN ('syncing', 'failed'))
-                       AND (d.generation <> d.observed_generation
-                            OR d.current_status = 'syncing'
-                            OR d.next_attempt_at <= now())
-                       OR (d.ops_repo_id = ANY(CAST(:repo_ids AS bigint[]))
-                           AND d.desired_status = 'active'
-                           AND d.current_status IN ('healthy', 'failed')
-                           AND d.current_sha IS DISTINCT FROM
-                               (CAST(:repo_shas AS text[]))[
-                                   array_position(CAST(:repo_ids AS bigint[]), d.ops_repo_id)]))
+                -- Two branches, each served by its own index (the partial
+                -- deployments_needing_work, and deployments_ops_repo_id), so a converged
+                -- fleet costs an index probe, not a scan.
+                WHERE d.id IN (
+                    SELECT id FROM deployments
+                    WHERE (generation <> observed_generation
+                           OR current_status IN ('syncing', 'failed'))
+                      AND (generation <> observed_generation
+                           OR current_status = 'syncing'
+                           OR next_attempt_at <= now())
+                    UNION
+                    SELECT id FROM deployments
+                    WHERE ops_repo_id = ANY(CAST(:repo_ids AS bigint[]))
+                      AND desired_status = 'active'
+                      AND current_status IN ('healthy', 'failed')
+                      AND current_sha IS DISTINCT FROM
+                          (CAST(:repo_shas AS text[]))[
+                              array_position(CAST(:repo_ids AS bigint[]), ops_repo_id)])
                   AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()
                        OR d.claimed_by = :daemon_id)
                   AND d.id <> ALL(CAST(:in_flight AS bigint[]))

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
 import pytest
 
 from reconciler.errors import RenderError
@@ -66,3 +72,62 @@ async def test_runaway_template_is_stopped_and_the_pool_recovers(pool: RenderPoo
         await _render(pool, CONFIGMAP + runaway)
     rendered = await _render(pool, CONFIGMAP)
     assert rendered.objects[0]["metadata"]["name"] == "app"  # type: ignore[attr-defined]
+
+
+PARENT = """
+import asyncio, sys
+from reconciler.render import ProjectSources
+from reconciler.render_pool import RenderPool
+
+async def main():
+    pool = RenderPool(workers=1)
+    sources = ProjectSources(project_dir="app", templates=(("cm.yaml", sys.argv[1]),),
+                             values_base=None, values_env=None, values_env_name="v.yaml")
+    await pool.render(sources, project="a", environment="p", namespace="a-p",
+                      image_ref="r/i:1", values_override={})
+    with open(sys.argv[2], "w") as out:
+        out.write(" ".join(str(pid) for pid in pool._executor()._processes))
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed daemon leaves no render worker behind."""
+    pid_file = tmp_path / "workers"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PARENT,
+        CONFIGMAP,
+        str(pid_file),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        await asyncio.sleep(0.05)
+    workers = [int(pid) for pid in pid_file.read_text().split()]
+    assert workers
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    for _ in range(100):
+        alive = [pid for pid in workers if _alive(pid)]
+        if not alive:
+            break
+        await asyncio.sleep(0.05)
+    for pid in alive:  # do not leave them behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie waiting for init to reap it is gone for our purposes.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
