@@ -226,3 +226,47 @@ async def test_newer_generation_supersedes_a_rollout(pipeline: Pipeline) -> None
         ("reg/app:slow", "superseded"),
     ]
     assert history[1].message == "a newer desired state arrived before this rollout finished"
+
+
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"""
+
+WIDGET = """\
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: {{ project }}-widget
+spec:
+  image: {{ image_ref | tojson }}
+"""
+
+
+async def test_crd_and_its_custom_resource_in_one_render(pipeline: Pipeline) -> None:
+    """A CRD is applied and Established before the custom resource that needs it."""
+    pipeline.ops.write("crd-app/crd.yaml", CRD)
+    pipeline.ops.write("crd-app/widget.yaml.j2", WIDGET)
+    pipeline.ops.commit("crd")
+    await pipeline.start_daemon()
+    d = await pipeline.deploy("crd-app", image_ref="reg/w:1")
+    d = await pipeline.wait_for("crd-app", until=_healthy_on("reg/w:1"))
+    widget = pipeline.fakekube.get_object(
+        api_version="example.com/v1", kind="Widget", name="crd-app-widget", namespace="crd-app-prod"
+    )
+    assert widget is not None and widget["spec"]["image"] == "reg/w:1"
+    assert d.status_message == ""
