@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import subprocess
 import textwrap
@@ -179,39 +180,60 @@ class Pipeline:
         return count
 
 
+@contextlib.asynccontextmanager
+async def open_pipeline(
+    *,
+    store: Store,
+    kube: FakeKube,
+    kubeconfig: Path,
+    ops: OpsRepoDir,
+    tmp_path: Path,
+    **settings: Any,
+) -> AsyncIterator[Pipeline]:
+    """A Pipeline over these parts, its ops repo registered (synced every pass); daemons it
+    started are stopped at the end.  ``settings`` override the test defaults."""
+    defaults = Settings(
+        database_url=store.url,
+        kubeconfig=str(kubeconfig),
+        repos_dir=tmp_path / "repos",
+        poll_interval_s=1.0,
+        health_timeout_s=20.0,
+        concurrency=8,
+        daemon_id="daemon-a",
+        lease_s=30.0,
+        max_attempts=3,
+        retry_base_s=30.0,
+        retry_max_s=60.0,
+        git_timeout_s=30.0,
+        shutdown_grace_s=5.0,
+    )
+    repo = await store.add_ops_repo(name="ops", repo_url=str(ops.path), sync_interval_s=0)
+    result = Pipeline(
+        store=store,
+        fakekube=kube,
+        kubeconfig=kubeconfig,
+        ops=ops,
+        settings=dataclasses.replace(defaults, **settings),
+        ops_repo_id=repo.id,
+    )
+    try:
+        yield result
+    finally:
+        await result.stop_daemons()
+
+
 @pytest.fixture
 async def pipeline(store: Store, tmp_path: Path) -> AsyncIterator[Pipeline]:
     """A migrated store, a started fakekube, an ops repo with project 'app', no daemon yet."""
     async with FakeKube(rollout_delay_s=0.05, time_factor=0.05) as kube:
-        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig")
         ops = OpsRepoDir(tmp_path / "ops-remote")
         ops.write_project("app")
         ops.commit("app")
-        settings = Settings(
-            database_url=store.url,
-            kubeconfig=str(kubeconfig),
-            repos_dir=tmp_path / "repos",
-            poll_interval_s=1.0,
-            health_timeout_s=20.0,
-            concurrency=8,
-            daemon_id="daemon-a",
-            lease_s=30.0,
-            max_attempts=3,
-            retry_base_s=30.0,
-            retry_max_s=60.0,
-            git_timeout_s=30.0,
-            shutdown_grace_s=5.0,
-        )
-        repo = await store.add_ops_repo(name="ops", repo_url=str(ops.path), sync_interval_s=0)
-        result = Pipeline(
+        async with open_pipeline(
             store=store,
-            fakekube=kube,
-            kubeconfig=kubeconfig,
+            kube=kube,
+            kubeconfig=kube.write_kubeconfig(tmp_path / "kubeconfig"),
             ops=ops,
-            settings=settings,
-            ops_repo_id=repo.id,
-        )
-        try:
+            tmp_path=tmp_path,
+        ) as result:
             yield result
-        finally:
-            await result.stop_daemons()

@@ -28,10 +28,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from reconciler.settings import Settings
 from reconciler.store import Store, asyncpg_dsn
 from reconciler.testing.fakekube import FakeKube
-from tests.integration.conftest import OpsRepoDir, Pipeline
+from tests.integration.conftest import OpsRepoDir, Pipeline, open_pipeline
 
 # ------------------------------------------------------------------ the fault table
 
@@ -278,34 +277,20 @@ async def world(
 ) -> AsyncIterator[Pipeline]:
     """The integration Pipeline (store, fakekube, ops repo, daemons in this process) with
     short intervals; daemons are stopped afterwards."""
-    settings = Settings(
-        database_url=store.url,
-        kubeconfig=str(kubeconfig),
-        repos_dir=tmp_path / "repos",
+    async with open_pipeline(
+        store=store,
+        kube=cluster,
+        kubeconfig=kubeconfig,
+        ops=ops_remote,
+        tmp_path=tmp_path,
         poll_interval_s=0.5,
         health_timeout_s=60.0,
-        concurrency=8,
-        daemon_id="daemon-a",
-        lease_s=30.0,
         max_attempts=5,
         retry_base_s=1.0,
         retry_max_s=2.0,
         git_timeout_s=20.0,
-        shutdown_grace_s=5.0,
-    )
-    repo = await store.add_ops_repo(name="ops", repo_url=str(ops_remote.path), sync_interval_s=0)
-    pipeline = Pipeline(
-        store=store,
-        fakekube=cluster,
-        kubeconfig=kubeconfig,
-        ops=ops_remote,
-        settings=settings,
-        ops_repo_id=repo.id,
-    )
-    try:
+    ) as pipeline:
         yield pipeline
-    finally:
-        await pipeline.stop_daemons()
 
 
 # ------------------------------------------------------------------ daemon processes

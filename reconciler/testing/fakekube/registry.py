@@ -692,25 +692,14 @@ class Registry:
         wanted = meta.get("resourceVersion")
         if wanted and wanted != live["metadata"]["resourceVersion"]:
             raise self._stale(resource, name)
-        cleaned, warnings = self._decode(
+        return self._decode_and_write(
             resource,
+            live,
             body,
-            strict=field_validation == "Strict",
-            warn=field_validation != "Ignore",
-            applying=False,
-        )
-        base_managers = self._managers_from_body(cleaned, live)
-        return (
-            self._write(
-                resource,
-                live,
-                cleaned,
-                manager=manager,
-                subresource=subresource,
-                dry_run=dry_run,
-                managers=base_managers,
-            ),
-            warnings,
+            manager=manager,
+            subresource=subresource,
+            dry_run=dry_run,
+            field_validation=field_validation,
         )
 
     def patch(
@@ -763,25 +752,14 @@ class Registry:
         meta = self._check_identity(resource, namespace, name, patched)
         if meta.get("resourceVersion") not in (None, live["metadata"]["resourceVersion"]):
             raise self._stale(resource, name)
-        cleaned, warnings = self._decode(
+        return self._decode_and_write(
             resource,
+            live,
             patched,
-            strict=field_validation == "Strict",
-            warn=field_validation != "Ignore",
-            applying=False,
-        )
-        base_managers = self._managers_from_body(cleaned, live)
-        return (
-            self._write(
-                resource,
-                live,
-                cleaned,
-                manager=manager,
-                subresource=subresource,
-                dry_run=dry_run,
-                managers=base_managers,
-            ),
-            warnings,
+            manager=manager,
+            subresource=subresource,
+            dry_run=dry_run,
+            field_validation=field_validation,
         )
 
     def _apply_patch(
@@ -821,6 +799,36 @@ class Registry:
             "has been modified; please apply your changes to the latest version and try again",
             details=_details(resource, name),
         )
+
+    def _decode_and_write(
+        self,
+        resource: ResourceType,
+        live: dict[str, Any],
+        body: dict[str, Any],
+        *,
+        manager: str,
+        subresource: str,
+        dry_run: bool,
+        field_validation: str,
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The end of every update and non-apply patch: validate, then write as an Update."""
+        cleaned, warnings = self._decode(
+            resource,
+            body,
+            strict=field_validation == "Strict",
+            warn=field_validation != "Ignore",
+            applying=False,
+        )
+        written = self._write(
+            resource,
+            live,
+            cleaned,
+            manager=manager,
+            subresource=subresource,
+            dry_run=dry_run,
+            managers=self._managers_from_body(cleaned, live),
+        )
+        return written, warnings
 
     def _managers_from_body(self, body: dict[str, Any], live: dict[str, Any]) -> list[ManagerEntry]:
         """Update semantics: managedFields in the body replace the stored ones when given."""
