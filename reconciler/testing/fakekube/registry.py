@@ -1273,18 +1273,8 @@ class Registry:
         """A controller's status update (no-op when the status is unchanged)."""
         if obj.get("status") == status:
             return obj
-        meta = obj["metadata"]
-        live = self.find(resource, meta.get("namespace", ""), meta["name"])
-        if live is None:
-            return None
-        return self._write(
-            resource,
-            live,
-            {"status": status},
-            manager=manager,
-            subresource="status",
-            dry_run=False,
-            managers=decode_managers(live),
+        return self._controller_write(
+            resource, obj, {"status": status}, manager=manager, subresource="status"
         )
 
     def write_object(
@@ -1295,6 +1285,18 @@ class Registry:
         manager: str = "kube-controller-manager",
     ) -> dict[str, Any] | None:
         """A controller's update of the main resource."""
+        return self._controller_write(resource, obj, obj, manager=manager, subresource="")
+
+    def _controller_write(
+        self,
+        resource: ResourceType,
+        obj: dict[str, Any],
+        body: dict[str, Any],
+        *,
+        manager: str,
+        subresource: str,
+    ) -> dict[str, Any] | None:
+        """Write ``body`` over the live copy of ``obj``; None when it is gone."""
         meta = obj["metadata"]
         live = self.find(resource, meta.get("namespace", ""), meta["name"])
         if live is None:
@@ -1302,9 +1304,9 @@ class Registry:
         return self._write(
             resource,
             live,
-            obj,
+            body,
             manager=manager,
-            subresource="",
+            subresource=subresource,
             dry_run=False,
             managers=decode_managers(live),
         )
