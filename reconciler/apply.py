@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.errors import KubernetesError
-from reconciler.health import ObjectRef
+from reconciler.errors import kubernetes_error
 from reconciler.k8s import Kube
+from reconciler.model import ObjectRef
 
 # Objects others depend on go first: a Pod cannot mount a ConfigMap that does not exist yet, and a
 # custom resource cannot be created before its CRD is Established.
@@ -96,7 +96,7 @@ async def _wait_established(kube: Kube, crd: Mapping[str, Any], *, timeout_s: fl
         if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
             return
         if loop.time() >= deadline:
-            raise KubernetesError(
+            raise kubernetes_error(
                 f"{ref} was not Established within {timeout_s:g}s", status=0, reason="Timeout"
             )
         await asyncio.sleep(0.2)

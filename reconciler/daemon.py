@@ -26,10 +26,11 @@ from reconciler.decide import RetryPolicy
 from reconciler.errors import ConfigError, DatabaseError, KubernetesError, ReconcilerError
 from reconciler.k8s import Kube
 from reconciler.logs import get_logger
-from reconciler.reconcile import Checkout, Options, Outcome, reconcile
+from reconciler.model import Checkout, Deployment, OpsRepo
+from reconciler.reconcile import Options, Outcome, reconcile
 from reconciler.render_pool import RenderPool
 from reconciler.settings import Settings
-from reconciler.store import NOTIFY_CHANNEL, Deployment, Listener, OpsRepo, Store
+from reconciler.store import NOTIFY_CHANNEL, Listener, Store
 
 log = get_logger("daemon")
 

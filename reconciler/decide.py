@@ -5,17 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
-from enum import StrEnum
 
-from reconciler.store import Deployment
-
-
-class Verb(StrEnum):
-    """What the desired state asks of the cluster (also the history row's ``action``)."""
-
-    DEPLOY = "deploy"
-    ROLLBACK = "rollback"
-    STOP = "stop"
+from reconciler.model import Deployment, Verb
 
 
 def verb_for(deployment: Deployment) -> Verb:

@@ -21,9 +21,10 @@ from reconciler.daemon import Daemon
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.k8s import Kube
 from reconciler.localpg import LocalPostgres
+from reconciler.model import Deployment
 from reconciler.output import format_table
 from reconciler.settings import Settings
-from reconciler.store import Deployment, Store
+from reconciler.store import Store
 
 DATA_DIR = Path(".data")
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "ops_repos_example"

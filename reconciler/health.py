@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.errors import KubernetesError, RenderError
+from reconciler.errors import KubernetesError
+from reconciler.model import ObjectRef
 
 __all__ = [
     "FAILING_WAIT_REASONS",
@@ -649,35 +650,6 @@ def assess_workload_pods(
 
 # ---------------------------------------------------------------------------------------------
 # Waiting
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """Which object to watch: enough to read it back from the API server."""
-
-    api_version: str
-    kind: str
-    name: str
-    namespace: str | None
-
-    @classmethod
-    def from_object(cls, obj: Mapping[str, Any]) -> ObjectRef:
-        """The reference to a manifest or live object; RenderError if it lacks its identity."""
-        api_version = _str(obj.get("apiVersion"))
-        kind = _str(obj.get("kind"))
-        name = _str(_path(obj, "metadata", "name"))
-        if not (api_version and kind and name):
-            raise RenderError(
-                "a document lacks apiVersion, kind or metadata.name "
-                f"(apiVersion={api_version!r}, kind={kind!r}, name={name!r})"
-            )
-        namespace = _str(_path(obj, "metadata", "namespace")) or None
-        return cls(api_version=api_version, kind=kind, name=name, namespace=namespace)
-
-    def __str__(self) -> str:
-        if self.namespace:
-            return f"{self.kind} {self.namespace}/{self.name}"
-        return f"{self.kind} {self.name}"
 
 
 ReadObject = Callable[[ObjectRef], Awaitable[dict[str, Any] | None]]

@@ -26,8 +26,8 @@ from kubernetes.aio.config.config_exception import ConfigException
 from kubernetes.aio.dynamic import DynamicClient
 from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
-from reconciler.errors import ConfigError, KubernetesError
-from reconciler.health import ObjectRef
+from reconciler.errors import ConfigError, KubernetesError, kubernetes_error
+from reconciler.model import ObjectRef
 
 _T = TypeVar("_T")
 
@@ -220,7 +220,7 @@ class Kube:
             resource = await self._resource(ref.api_version, ref.kind)
             scale = resource.subresources.get("scale")
             if scale is None:
-                raise KubernetesError(f"{ref} has no scale subresource", status=405)
+                raise kubernetes_error(f"{ref} has no scale subresource", status=405)
             await self._dynamic.patch(
                 scale,
                 body={"spec": {"replicas": replicas}},
@@ -262,7 +262,7 @@ class Kube:
             try:
                 return await self._dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
-                raise KubernetesError(
+                raise kubernetes_error(
                     f"the cluster does not serve {kind} in {api_version} "
                     "(a missing CRD, or a wrong apiVersion?)",
                     status=404,
@@ -280,7 +280,7 @@ class Kube:
                     return await call()
             except KubernetesError as exc:
                 # Raised by our own code inside the call (an unserved kind): name the object.
-                raise KubernetesError(
+                raise kubernetes_error(
                     f"{what}: {exc}", status=exc.status, reason=exc.reason
                 ) from exc
             except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -309,16 +309,16 @@ def _as_error(exc: BaseException, *, what: str, timeout_s: float) -> KubernetesE
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
         message, reason = _status_message(exc)
-        return KubernetesError(
+        return kubernetes_error(
             f"{what}: {status} {reason}: {message}".rstrip(": "), status=status, reason=reason
         )
     if isinstance(exc, TimeoutError):
-        return KubernetesError(
+        return kubernetes_error(
             f"{what}: the API server did not answer within {timeout_s:g}s",
             status=0,
             reason="Timeout",
         )
-    return KubernetesError(
+    return kubernetes_error(
         f"{what}: cannot reach the API server: {exc or type(exc).__name__}",
         status=0,
         reason="Unreachable",

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
-from reconciler.errors import DatabaseError
+from reconciler.errors import DatabaseRefused
 
 _SOCKET_PORT = 5432
 
@@ -36,7 +36,7 @@ def find_bindir() -> Path:
     for candidate_dir in reversed(versions):
         if Path(candidate_dir, "initdb").exists():
             return Path(candidate_dir)
-    raise DatabaseError(
+    raise DatabaseRefused(
         "PostgreSQL server binaries not found (no pg_config --bindir, no "
         "/usr/lib/postgresql/*/bin/initdb): install them with 'apt-get install -y postgresql'"
     )
@@ -59,7 +59,7 @@ class LocalPostgres:
     @property
     def socket_dir(self) -> Path:
         if self._socket_dir is None:
-            raise DatabaseError("the local PostgreSQL is not started")
+            raise DatabaseRefused("the local PostgreSQL is not started")
         return self._socket_dir
 
     def url(self, database: str = "postgres") -> str:
@@ -154,7 +154,7 @@ class LocalPostgres:
             argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
         )
         if check and result.returncode != 0:
-            raise DatabaseError(
+            raise DatabaseRefused(
                 f"local PostgreSQL: {program} failed "
                 f"(exit {result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}"
             )
@@ -172,7 +172,7 @@ def _server_user() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise DatabaseError(
+        raise DatabaseRefused(
             "running as root, and PostgreSQL refuses root: create the 'postgres' user "
             "(apt-get install -y postgresql does)"
         ) from None

@@ -15,37 +15,24 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from reconciler import apply as apply_stage
 from reconciler import render as render_stage
-from reconciler.decide import RetryPolicy, Verb, failures_before, needs_apply, verb_for
+from reconciler.decide import RetryPolicy, failures_before, needs_apply, verb_for
 from reconciler.errors import DatabaseError, KubernetesError, ReconcilerError
-from reconciler.health import HealthStatus, ObjectRef, wait_healthy
+from reconciler.health import HealthStatus, wait_healthy
 from reconciler.k8s import Kube
 from reconciler.logs import get_logger
+from reconciler.model import AttemptResult, Checkout, Deployment, ObjectRef, Verb
 from reconciler.render_pool import RenderPool
-from reconciler.store import AttemptResult, Deployment, Store
+from reconciler.store import Store
 
 log = get_logger("reconcile")
 
 # Waiting out an unreachable database to record an attempt: the first delay and the longest.
 _RECORD_RETRY_FIRST_S = 0.5
 _RECORD_RETRY_MAX_S = 10.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Checkout:
-    """Where an ops repo can be rendered from (the last good checkout), or why it cannot."""
-
-    name: str
-    path: Path | None
-    """The working tree; None when the repo was never fetched successfully."""
-    subdir: str
-    """``ops_repos.path``: where the projects live inside the repo."""
-    sha: str | None
-    error: str | None
 
 
 @dataclass(frozen=True, kw_only=True)

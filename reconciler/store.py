@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,101 +25,16 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from reconciler.errors import DatabaseError, InputError
+from reconciler.errors import (
+    DatabaseError,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    InputError,
+)
+from reconciler.model import AttemptResult, Deployment, HistoryEntry, OpsRepo
 from reconciler.models import deployment_history, deployments, metadata, ops_repos
 
 NOTIFY_CHANNEL = "reconciler"
-
-
-# ---------------------------------------------------------------- plain data
-
-
-@dataclass(frozen=True, kw_only=True)
-class OpsRepo:
-    """A row of ``ops_repos``."""
-
-    id: int
-    name: str
-    repo_url: str
-    branch: str
-    path: str
-    sync_interval_s: int
-    last_synced_at: dt.datetime | None
-    last_sha: str | None
-    last_error: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Deployment:
-    """A row of ``deployments``: desired state, current state and the daemon's bookkeeping."""
-
-    id: int
-    project: str
-    environment: str
-    namespace: str
-    ops_repo_id: int
-    image_ref: str
-    values_override: Any
-    desired_status: str
-    current_status: str
-    current_image_ref: str | None
-    current_sha: str | None
-    current_values: Any
-    deployed_at: dt.datetime | None
-    status_message: str
-    generation: int
-    observed_generation: int
-    claimed_by: str | None
-    lease_expires_at: dt.datetime | None
-    attempt_started_at: dt.datetime | None
-    attempt_action: str | None
-    attempt_image_ref: str | None
-    attempt_generation: int | None
-    attempts: int
-    next_attempt_at: dt.datetime | None
-    applied_digest: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class HistoryEntry:
-    """A row of ``deployment_history``: one attempt."""
-
-    id: int
-    deployment_id: int
-    generation: int
-    action: str
-    status: str
-    image_ref: str
-    sha: str | None
-    values_override: Any
-    digest: str | None
-    message: str
-    daemon: str | None
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    duration_ms: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class AttemptResult:
-    """What one attempt ended in, to be recorded with :meth:`Store.finish_attempt`."""
-
-    action: str
-    """'deploy', 'rollback' or 'stop'."""
-    status: str
-    """'healthy', 'failed', 'stopped', 'superseded' or 'interrupted'."""
-    image_ref: str
-    values_override: Any
-    sha: str | None
-    digest: str | None
-    message: str
-    attempts: int
-    """The deployment's consecutive failed attempts after this one (0 on success)."""
-    next_attempt_at: dt.datetime | None
-    """When to retry a failure automatically; None: not before the desired state changes."""
-    restore_desired: bool = False
-    """A successful rollback: image_ref and values_override take the values rolled back to and
-    desired_status returns to 'active'."""
 
 
 _DEPLOYMENT_COLUMNS = [deployments.c[f.name] for f in fields(Deployment)]
@@ -146,7 +61,7 @@ def sqlalchemy_url(url: str) -> str:
     """``postgresql://...`` as SQLAlchemy's asyncpg URL."""
     _scheme, sep, rest = url.partition("://")
     if not sep:
-        raise DatabaseError(f"not a database URL: {describe_url(url)}")
+        raise DatabaseRefused(f"not a database URL: {describe_url(url)}")
     return f"postgresql+asyncpg://{rest}"
 
 
@@ -186,7 +101,7 @@ def migrations_dir() -> Path:
     installed = Path(__file__).resolve().parent / "migrations"
     if (installed / "env.py").exists():
         return installed
-    raise DatabaseError(f"migrations not found (looked in {in_checkout} and {installed})")
+    raise DatabaseRefused(f"migrations not found (looked in {in_checkout} and {installed})")
 
 
 def alembic_config() -> Config:
@@ -911,16 +826,14 @@ def _database_error(exc: BaseException, url: str) -> DatabaseError:
     where = describe_url(url)
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip() or type(orig).__name__
+    cls = DatabaseUnavailable if _is_transient(exc) else DatabaseRefused
     if (
         isinstance(orig, OSError)
         or "connect" in type(orig).__name__.lower()
         or isinstance(exc, OSError)
     ):
-        error = DatabaseError(f"cannot reach PostgreSQL at {where}: {text}")
-    else:
-        error = DatabaseError(f"PostgreSQL at {where}: {text.splitlines()[0] if text else text}")
-    error.permanent = not _is_transient(exc)
-    return error
+        return cls(f"cannot reach PostgreSQL at {where}: {text}")
+    return cls(f"PostgreSQL at {where}: {text.splitlines()[0] if text else text}")
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -16,8 +16,9 @@ import pytest
 
 from reconciler.daemon import Daemon
 from reconciler.k8s import Kube
+from reconciler.model import Deployment
 from reconciler.settings import Settings
-from reconciler.store import Deployment, Store
+from reconciler.store import Store
 from reconciler.testing.fakekube import FakeKube
 
 APP_TEMPLATES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from reconciler.store import Deployment
+from reconciler.model import Deployment
 from tests.integration.conftest import Pipeline
 
 

@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 from reconciler.errors import InputError
-from reconciler.store import Deployment
+from reconciler.model import Deployment
 from tests.integration.conftest import Pipeline, pipeline  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.reliability

@@ -16,7 +16,7 @@ from reconciler.decide import (
     needs_apply,
     verb_for,
 )
-from reconciler.store import Deployment
+from reconciler.model import Deployment
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.errors import KubernetesError, RenderError
+from reconciler.errors import KubernetesError, RenderError, kubernetes_error
 from reconciler.health import (
     Health,
     HealthStatus,
@@ -1134,8 +1134,8 @@ async def test_wait_retries_transient_errors() -> None:
     cluster = FakeCluster()
     web = cluster.add(HALFWAY)
     cluster.objects[web] = [
-        KubernetesError("GET deployments/web: 503 Service Unavailable", status=503),
-        KubernetesError("connection refused", status=0),
+        kubernetes_error("GET deployments/web: 503 Service Unavailable", status=503),
+        kubernetes_error("connection refused", status=0),
         DONE,
     ]
     outcome = await wait(cluster, [web])
@@ -1147,7 +1147,7 @@ async def test_wait_names_a_transient_error_at_the_timeout() -> None:
     """When an object could never be read, the timeout message says why."""
     cluster = FakeCluster()
     web = cluster.add(HALFWAY)
-    cluster.objects[web] = [KubernetesError("429 Too Many Requests", status=429)]
+    cluster.objects[web] = [kubernetes_error("429 Too Many Requests", status=429)]
     outcome = await wait(cluster, [web], timeout_s=30)
     assert outcome.timed_out
     assert "Deployment web-prod/web (could not be read: 429 Too Many Requests)" in outcome.message
@@ -1157,7 +1157,7 @@ async def test_wait_propagates_permanent_errors() -> None:
     """A permanent API error (403) is raised, not retried."""
     cluster = FakeCluster()
     web = cluster.add(HALFWAY)
-    cluster.objects[web] = [KubernetesError("deployments is forbidden", status=403)]
+    cluster.objects[web] = [kubernetes_error("deployments is forbidden", status=403)]
     with pytest.raises(KubernetesError, match="forbidden"):
         await wait(cluster, [web])
     assert cluster.reads[web] == 1
@@ -1166,7 +1166,7 @@ async def test_wait_propagates_permanent_errors() -> None:
 async def test_wait_retries_transient_pod_list_errors() -> None:
     """A transient error listing pods is retried like a read."""
     stuck = pod(template=NEW_TEMPLATE, waiting=("CrashLoopBackOff", "back-off"))
-    cluster = FakeCluster(pods=[KubernetesError("timeout", status=504), [stuck]])
+    cluster = FakeCluster(pods=[kubernetes_error("timeout", status=504), [stuck]])
     web = cluster.add(HALFWAY)
     outcome = await wait(cluster, [web])
     assert (outcome.status, outcome.reason) == (DEGRADED, "CrashLoopBackOff")
@@ -1174,7 +1174,7 @@ async def test_wait_retries_transient_pod_list_errors() -> None:
 
 async def test_wait_propagates_permanent_pod_list_errors() -> None:
     """A permanent error listing pods (no RBAC to list them) is raised."""
-    cluster = FakeCluster(pods=[KubernetesError("pods is forbidden", status=403)])
+    cluster = FakeCluster(pods=[kubernetes_error("pods is forbidden", status=403)])
     web = cluster.add(HALFWAY)
     with pytest.raises(KubernetesError, match="pods is forbidden"):
         await wait(cluster, [web])

@@ -1,0 +1,187 @@
+"""The plain data every stage shares: rows, checkouts, object references, and their statuses.
+
+Nothing here does I/O or imports a library that does; every other module may import it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import RenderError
+
+
+class DesiredStatus(StrEnum):
+    """``deployments.desired_status``: what a pipeline asks for."""
+
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    ROLLBACK = "rollback"
+
+
+class CurrentStatus(StrEnum):
+    """``deployments.current_status``: what the daemon last saw."""
+
+    PENDING = "pending"
+    SYNCING = "syncing"
+    HEALTHY = "healthy"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class AttemptStatus(StrEnum):
+    """``deployment_history.status``: how one attempt ended."""
+
+    HEALTHY = "healthy"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    SUPERSEDED = "superseded"
+    INTERRUPTED = "interrupted"
+
+
+class Verb(StrEnum):
+    """What the desired state asks of the cluster (also the history row's ``action``)."""
+
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+    STOP = "stop"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpsRepo:
+    """A row of ``ops_repos``."""
+
+    id: int
+    name: str
+    repo_url: str
+    branch: str
+    path: str
+    sync_interval_s: int
+    last_synced_at: dt.datetime | None
+    last_sha: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployment:
+    """A row of ``deployments``: desired state, current state and the daemon's bookkeeping."""
+
+    id: int
+    project: str
+    environment: str
+    namespace: str
+    ops_repo_id: int
+    image_ref: str
+    values_override: Any
+    desired_status: str
+    current_status: str
+    current_image_ref: str | None
+    current_sha: str | None
+    current_values: Any
+    deployed_at: dt.datetime | None
+    status_message: str
+    generation: int
+    observed_generation: int
+    claimed_by: str | None
+    lease_expires_at: dt.datetime | None
+    attempt_started_at: dt.datetime | None
+    attempt_action: str | None
+    attempt_image_ref: str | None
+    attempt_generation: int | None
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    applied_digest: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryEntry:
+    """A row of ``deployment_history``: one attempt."""
+
+    id: int
+    deployment_id: int
+    generation: int
+    action: str
+    status: str
+    image_ref: str
+    sha: str | None
+    values_override: Any
+    digest: str | None
+    message: str
+    daemon: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    duration_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptResult:
+    """What one attempt ended in: the row transition the database records in one transaction."""
+
+    action: str
+    """'deploy', 'rollback' or 'stop'."""
+    status: str
+    """'healthy', 'failed', 'stopped', 'superseded' or 'interrupted'."""
+    image_ref: str
+    values_override: Any
+    sha: str | None
+    digest: str | None
+    message: str
+    attempts: int
+    """The deployment's consecutive failed attempts after this one (0 on success)."""
+    next_attempt_at: dt.datetime | None
+    """When to retry a failure automatically; None: not before the desired state changes."""
+    restore_desired: bool = False
+    """A successful rollback: image_ref and values_override take the values rolled back to and
+    desired_status returns to 'active'."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkout:
+    """Where an ops repo can be rendered from (the last good checkout), or why it cannot."""
+
+    name: str
+    path: Path | None
+    """The working tree; None when the repo was never fetched successfully."""
+    subdir: str
+    """``ops_repos.path``: where the projects live inside the repo."""
+    sha: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Which object: enough to read it back from the API server."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> ObjectRef:
+        """The reference to a manifest or live object; RenderError if it lacks its identity."""
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, Mapping) else {}
+        api_version = _text(obj.get("apiVersion"))
+        kind = _text(obj.get("kind"))
+        name = _text(metadata.get("name"))
+        if not (api_version and kind and name):
+            raise RenderError(
+                "a document lacks apiVersion, kind or metadata.name "
+                f"(apiVersion={api_version!r}, kind={kind!r}, name={name!r})"
+            )
+        namespace = _text(metadata.get("namespace")) or None
+        return cls(api_version=api_version, kind=kind, name=name, namespace=namespace)
+
+    def __str__(self) -> str:
+        if self.namespace:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
