@@ -286,14 +286,20 @@ async def _ops_repo_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _ops_repo_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler import daemon
+    from reconciler.repo_sync import GitFetcher, sync_named_repos
 
+    fetcher = GitFetcher(repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s)
     store = await _connect(settings)
     try:
-        failures = await daemon.sync_named_repos(store=store, settings=settings, names=args.names)
+        results = await sync_named_repos(
+            store=store, repos=await store.list_ops_repos(), names=args.names, fetcher=fetcher
+        )
     finally:
         await store.close()
-    return EXIT_ERROR if failures else 0
+    for checkout in results:
+        status = f"failed: {checkout.error}" if checkout.error else f"at {checkout.sha}"
+        print(f"{checkout.name}: {status}")
+    return EXIT_ERROR if any(c.error for c in results) else 0
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,14 +1,11 @@
-"""The daemon: wake on NOTIFY or every poll interval, sync ops repos, claim work, reconcile.
+"""The daemon: wake on NOTIFY or every poll interval, claim work into free slots, drain on stop.
 
-One pass: start a sync of each ops repo that is due (one at a time per repo, in the background:
-a hung remote must not hold up other work; a sync that brings a new commit wakes the loop), claim
-as many deployments needing work as there are free slots, and start a task per claimed
-deployment.  A task renders from the repo's last good checkout, fetching first only when the
-deployment already runs a commit that checkout does not contain (another daemon fetched it), so
-manifests never go back to an older commit.  A background task renews the leases of in-flight
-deployments and learns from the answer when one was superseded.  When the database is away,
-passes back off until the LISTEN connection is back.  SIGTERM/SIGINT: no new claims; in-flight
-work gets ``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0.
+One pass: start syncs of the ops repos that are due (``reconciler.checkouts``), claim as many
+deployments needing work as there are free slots, and start an attempt per claimed deployment
+(``reconciler.attempt``).  A background task renews the leases of in-flight deployments and
+learns from the answer when one was superseded.  When the database is away, passes back off
+until the LISTEN connection is back.  SIGTERM/SIGINT: no new claims; in-flight work gets
+``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0.
 """
 
 from __future__ import annotations
@@ -18,19 +15,22 @@ import contextlib
 import functools
 import signal
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from reconciler import ops_repo
+from reconciler.attempt import CONVERGED, Options, Outcome, run_attempt
+from reconciler.checkouts import Checkouts
+from reconciler.cluster.kube import Kube
+from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
-from reconciler.errors import ConfigError, DatabaseError, KubernetesError, ReconcilerError
-from reconciler.k8s import Kube
+from reconciler.errors import ConfigError, DatabaseError, KubernetesError
 from reconciler.logs import get_logger
-from reconciler.model import Checkout, Deployment, OpsRepo
-from reconciler.reconcile import Options, Outcome, reconcile
-from reconciler.render_pool import RenderPool
+from reconciler.model import AttemptStatus, Deployment, OpsRepo
+from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
+from reconciler.rendering import PoolRenderer
+from reconciler.repo_sync import GitFetcher
+from reconciler.retry import Backoff, retry
 from reconciler.settings import Settings
-from reconciler.store import NOTIFY_CHANNEL, Listener, Store
 
 log = get_logger("daemon")
 
@@ -39,7 +39,11 @@ log = get_logger("daemon")
 # leaves room for several daemons under PostgreSQL's default max_connections of 100.
 DATABASE_POOL_SIZE = 10
 
-_SUCCESS = frozenset({"healthy", "stopped", "converged"})
+_SUCCESS = frozenset({AttemptStatus.HEALTHY, AttemptStatus.STOPPED, CONVERGED})
+_CONNECT_BACKOFF = Backoff(base_s=0.5, max_s=30.0, jitter=1.0)
+
+ListenerFactory = Callable[[Callable[[str], None], Callable[[], None]], Notifications]
+"""Given the NOTIFY and the (re)connected callbacks, the LISTEN connection to run."""
 
 
 @dataclass
@@ -49,25 +53,24 @@ class _InFlight:
     superseded: bool = False
 
 
-@dataclass
-class _RepoState:
-    """The daemon's memory of the ops repos it synced: what to render from."""
-
-    checkouts: dict[int, Checkout] = field(default_factory=dict)
-    forced: set[int] = field(default_factory=set)
-    changed: dict[int, str] = field(default_factory=dict)
-    """Repos synced since the last claim that saw every candidate: repo id -> sha."""
-
-
 class Daemon:
-    """The reconcile loop over one store and one cluster."""
+    """The reconcile loop over one database and one cluster."""
 
-    def __init__(self, *, store: Store, kube: Kube, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        store: DaemonStore,
+        kube: Cluster,
+        settings: Settings,
+        renderer: Renderer | None = None,
+        fetcher: RepoFetcher | None = None,
+        listener: ListenerFactory | None = None,
+    ) -> None:
         self.store = store
         self.kube = kube
         self.settings = settings
         self.outcomes: list[Outcome] = []
-        self._renderer = RenderPool(timeout_s=settings.render_timeout_s)
+        self._renderer = renderer or PoolRenderer(timeout_s=settings.render_timeout_s)
         self._options = Options(
             field_manager=settings.field_manager,
             health_timeout_s=settings.health_timeout_s,
@@ -80,14 +83,25 @@ class Daemon:
             ),
             renderer=self._renderer,
         )
+        self._listener = listener or self._default_listener
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._database_back = asyncio.Event()
         self._in_flight: dict[int, _InFlight] = {}
-        self._repos = _RepoState()
-        self._sync_locks: dict[int, asyncio.Lock] = {}
-        self._syncs: dict[int, asyncio.Task[Checkout]] = {}
+        fetcher = fetcher or GitFetcher(
+            repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s
+        )
+        self._repos = Checkouts(store=store, fetcher=fetcher, wake=self._wake.set)
         self._once = False
+
+    def _default_listener(
+        self, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]
+    ) -> Notifications:
+        if not isinstance(self.store, Store):
+            raise TypeError("a Daemon over another store needs a listener factory")
+        return Listener(
+            url=self.store.url, on_notify=on_notify, on_reconnect=on_reconnect, log=log.warning
+        )
 
     def stop(self) -> None:
         """Ask the daemon to shut down gracefully (signal handlers call this)."""
@@ -103,12 +117,7 @@ class Daemon:
         the exit code: with ``once``, 0 only if every deployment touched ended healthy or
         stopped."""
         self._once = once
-        listener = Listener(
-            url=self.store.url,
-            on_notify=self._on_notify,
-            on_reconnect=self._on_listening,
-            log=log.warning,
-        )
+        listener = self._listener(self._on_notify, self._on_listening)
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
         renew_task = asyncio.create_task(self._renew_leases(), name="renew-leases")
         log.info(
@@ -118,39 +127,46 @@ class Daemon:
             poll_interval_s=self.settings.poll_interval_s,
             concurrency=self.settings.concurrency,
         )
-        failures_in_a_row = 0
         try:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                try:
-                    claimed = await self._pass()
-                    failures_in_a_row = 0
-                except DatabaseError as exc:
-                    failures_in_a_row += 1
-                    delay = min(self.settings.poll_interval_s, 0.5 * 2**failures_in_a_row)
-                    log.warning("database_unavailable", error=str(exc), retry_in_s=delay)
-                    if once:
-                        raise
-                    await self._wait_for_database(delay)
-                    continue
-                if once and claimed == 0 and not self._in_flight:
-                    break
-                await self._sleep(self.settings.poll_interval_s)
+            await self._loop()
         finally:
-            await self._drain()
-            await self._stop_syncs()
-            await self._renderer.close()
-            self._stopping.set()
-            renew_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renew_task
-            with contextlib.suppress(asyncio.CancelledError):
-                await listen_task
+            await self._shut_down(renew_task=renew_task, listen_task=listen_task)
         failed = [o for o in self.outcomes if o.status not in _SUCCESS]
         log.info("daemon_stopped", reconciled=len(self.outcomes), failed=len(failed))
-        if once:
-            return 0 if not failed else 1
-        return 0
+        return 1 if once and failed else 0
+
+    async def _loop(self) -> None:
+        backoff = Backoff(base_s=1.0, max_s=self.settings.poll_interval_s, jitter=1.0)
+        failures_in_a_row = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                claimed = await self._pass()
+                failures_in_a_row = 0
+            except DatabaseError as exc:
+                failures_in_a_row += 1
+                delay = backoff.delay(failures_in_a_row)
+                log.warning("database_unavailable", error=str(exc), retry_in_s=delay)
+                if self._once:
+                    raise
+                await self._wait_for_database(delay)
+                continue
+            if self._once and claimed == 0 and not self._in_flight:
+                return
+            await self._sleep(self.settings.poll_interval_s)
+
+    async def _shut_down(
+        self, *, renew_task: asyncio.Task[None], listen_task: asyncio.Task[None]
+    ) -> None:
+        await self._drain()
+        await self._repos.stop()
+        await self._renderer.close()
+        self._stopping.set()
+        renew_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renew_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await listen_task
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -172,7 +188,8 @@ class Daemon:
         """Start syncs of due repos, claim what fits in the free slots, start it.  Returns
         how many were claimed."""
         began = time.perf_counter()
-        synced = await self._sync_repos(await self.store.ops_repos_due_for_sync())
+        due = await self.store.ops_repos_due_for_sync()
+        synced = await self._repos.start_syncs(due, wait=self._once)
         claimed = await self._claim_and_start()
         log.debug(
             "pass",
@@ -196,12 +213,10 @@ class Daemon:
             in_flight=list(self._in_flight),
         )
         if len(claimed) < free:
-            # Every candidate of these commits was seen; later passes need not look again.
-            for repo_id in changed:
-                self._repos.changed.pop(repo_id, None)
+            self._repos.seen(list(changed))
         if not claimed:
             return 0
-        repos = await self._ensure_checkouts({d.ops_repo_id for d in claimed})
+        repos = await self._repos.ensure({d.ops_repo_id for d in claimed})
         for deployment in claimed:
             self._start(deployment, repo=repos.get(deployment.ops_repo_id))
         return len(claimed)
@@ -213,59 +228,24 @@ class Daemon:
             return entry.superseded
 
         task = asyncio.create_task(
-            self._reconcile(deployment, repo=repo, superseded=superseded),
+            self._attempt(deployment, repo=repo, superseded=superseded),
             name=f"reconcile-{deployment.project}-{deployment.environment}",
         )
         entry = _InFlight(deployment=deployment, task=task)
         self._in_flight[deployment.id] = entry
         task.add_done_callback(functools.partial(self._done, deployment.id))
 
-    async def _reconcile(
+    async def _attempt(
         self, deployment: Deployment, *, repo: OpsRepo | None, superseded: Callable[[], bool]
     ) -> Outcome:
-        return await reconcile(
+        return await run_attempt(
             deployment,
             store=self.store,
-            kube=self.kube,
-            checkout=await self._checkout_for(deployment, repo=repo),
+            cluster=self.kube,
+            checkout=await self._repos.checkout_for(deployment, repo=repo),
             options=self._options,
             superseded=superseded,
         )
-
-    async def _checkout_for(self, deployment: Deployment, *, repo: OpsRepo | None) -> Checkout:
-        """The checkout to render ``deployment`` from.
-
-        Daemons keep checkouts of their own, fetched at different moments: another one may
-        have deployed this deployment from a commit this daemon has not fetched yet.
-        Rendering from the older checkout would take the cluster back to older manifests (and
-        the next fetch forward again), so when the deployed commit is not in this checkout's
-        history the repo is fetched first.
-        """
-        checkout = self._repos.checkouts.get(deployment.ops_repo_id)
-        if repo is None or checkout is None:
-            return checkout or Checkout(
-                name=f"#{deployment.ops_repo_id}",
-                path=None,
-                subdir="",
-                sha=None,
-                error="the ops repo is not registered",
-            )
-        deployed = deployment.current_sha
-        if checkout.path is None or deployed is None or deployed == checkout.sha:
-            return checkout
-        if await asyncio.to_thread(ops_repo.contains_commit, checkout.path, deployed):
-            return checkout
-        log.info(
-            "checkout_behind",
-            repo=repo.name,
-            project=deployment.project,
-            environment=deployment.environment,
-            deployed_sha=deployed,
-            checkout_sha=checkout.sha,
-        )
-        # wait() leaves the sync running if this reconcile is cancelled: it is shared.
-        await asyncio.wait([self._sync_task(repo)])
-        return self._repos.checkouts.get(deployment.ops_repo_id, checkout)
 
     def _done(self, deployment_id: int, task: asyncio.Task[Outcome]) -> None:
         self._in_flight.pop(deployment_id, None)
@@ -273,7 +253,7 @@ class Daemon:
             return
         error = task.exception()
         if error is not None:
-            # reconcile() records its own failures; reaching here is a bug worth a loud line.
+            # run_attempt() records its own failures; reaching here is a bug worth a loud line.
             log.error("reconcile_crashed", deployment_id=deployment_id, error=repr(error))
             return
         self.outcomes.append(task.result())
@@ -288,7 +268,7 @@ class Daemon:
     def _on_notify(self, payload: str) -> None:
         if payload.startswith("repo:"):
             with contextlib.suppress(ValueError):
-                self._repos.forced.add(int(payload.removeprefix("repo:")))
+                self._repos.force(int(payload.removeprefix("repo:")))
         else:
             with contextlib.suppress(ValueError):
                 entry = self._in_flight.get(int(payload))
@@ -329,158 +309,8 @@ class Daemon:
         for task in pending:
             task.cancel()
         if pending:
-            # Each cancelled reconcile records its attempt as interrupted before it ends.
+            # Each cancelled attempt records itself as interrupted before it ends.
             await asyncio.wait(pending, timeout=10)
-
-    # ------------------------------------------------------------ ops repos
-
-    async def _sync_repos(self, due: Sequence[OpsRepo]) -> int:
-        """Start a sync of each due (or NOTIFY-forced) repo that is not syncing already.
-        Returns how many started.  Passes do not wait for them: a remote that hangs until the
-        git timeout would hold up every deployment; a finished sync wakes the loop instead."""
-        forced = self._repos.forced
-        self._repos.forced = set()
-        if forced - {r.id for r in due}:
-            extra = await self.store.ops_repos_by_id(sorted(forced - {r.id for r in due}))
-            due = [*due, *extra.values()]
-        started = []
-        for repo in due:
-            running = self._syncs.get(repo.id)
-            if running is not None and not running.done():
-                if repo.id in forced:
-                    # Its URL or branch changed during this sync: sync again once it ends.
-                    self._repos.forced.add(repo.id)
-                continue
-            started.append(self._sync_task(repo))
-        if started and self._once:
-            # One pass of `run --once` sees the repos as they are now.
-            await asyncio.wait(started)  # (wait never cancels what it waits for)
-        return len(started)
-
-    def _sync_task(self, repo: OpsRepo) -> asyncio.Task[Checkout]:
-        """The running sync of ``repo``, started if there is none."""
-        task = self._syncs.get(repo.id)
-        if task is None or task.done():
-            task = asyncio.create_task(self._sync_one(repo), name=f"sync-{repo.name}")
-            self._syncs[repo.id] = task
-            task.add_done_callback(functools.partial(self._synced, repo))
-        return task
-
-    def _synced(self, repo: OpsRepo, task: asyncio.Task[Checkout]) -> None:
-        if self._syncs.get(repo.id) is task:
-            del self._syncs[repo.id]
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            # The fetch ran, but its result could not be recorded (the database is away);
-            # the repo stays due and is synced again by a later pass.
-            log.warning("repo_sync_unrecorded", repo=repo.name, error=str(error))
-
-    async def _stop_syncs(self) -> None:
-        tasks = list(self._syncs.values())
-        for task in tasks:
-            task.cancel()  # sync_repo kills git when cancelled
-        if tasks:
-            await asyncio.wait(tasks, timeout=10)
-
-    async def _ensure_checkouts(self, repo_ids: set[int]) -> dict[int, OpsRepo]:
-        """Claimed deployments need their repo: use the checkout on disk, or wait for the
-        first fetch (the only sync a pass waits for: without it there is nothing to render).
-        Returns the repos' rows."""
-        repos = await self.store.ops_repos_by_id(sorted(repo_ids))
-        first_fetches = []
-        for repo in repos.values():
-            if repo.id in self._repos.checkouts:
-                continue
-            path = ops_repo.checkout_dir(repos_dir=self.settings.repos_dir, name=repo.name)
-            sha = await asyncio.to_thread(ops_repo.current_sha, path)
-            if sha is None:
-                first_fetches.append(self._sync_task(repo))
-            else:
-                self._repos.checkouts[repo.id] = Checkout(
-                    name=repo.name, path=path, subdir=repo.path, sha=sha, error=repo.last_error
-                )
-        if first_fetches:
-            # A failed fetch is reported by _synced; the checkout it leaves says why.
-            await asyncio.wait(first_fetches)
-        return repos
-
-    async def _sync_one(self, repo: OpsRepo) -> Checkout:
-        lock = self._sync_locks.setdefault(repo.id, asyncio.Lock())
-        async with lock:
-            previous = self._repos.checkouts.get(repo.id)
-            checkout = await sync_checkout(settings=self.settings, repo=repo)
-            # Known before it is recorded: the tree on disk is this commit now.
-            self._repos.checkouts[repo.id] = checkout
-            if checkout.sha is not None:
-                self._repos.changed[repo.id] = checkout.sha
-                if previous is None or previous.sha != checkout.sha:
-                    self._wake.set()  # deployments of the repo may need the new commit
-            await record_sync(store=self.store, repo=repo, checkout=checkout)
-            return checkout
-
-
-async def sync_checkout(*, settings: Settings, repo: OpsRepo) -> Checkout:
-    """Fetch one ops repo.  A failed fetch keeps the last good checkout (if any) to render
-    from, with the error alongside."""
-    path = ops_repo.checkout_dir(repos_dir=settings.repos_dir, name=repo.name)
-    try:
-        result = await ops_repo.sync_repo(
-            name=repo.name,
-            url=repo.repo_url,
-            branch=repo.branch,
-            repos_dir=settings.repos_dir,
-            timeout_s=settings.git_timeout_s,
-        )
-    except ReconcilerError as exc:
-        error = str(exc)
-        sha = await asyncio.to_thread(ops_repo.current_sha, path)
-        log.warning("repo_sync_failed", repo=repo.name, error=error, serving_sha=sha or "none")
-        return Checkout(
-            name=repo.name, path=path if sha else None, subdir=repo.path, sha=sha, error=error
-        )
-    if result.changed:
-        log.info("repo_synced", repo=repo.name, sha=result.sha)
-    return Checkout(
-        name=repo.name, path=result.checkout, subdir=repo.path, sha=result.sha, error=None
-    )
-
-
-async def record_sync(*, store: Store, repo: OpsRepo, checkout: Checkout) -> None:
-    """Record a sync on the repo's row: the new sha, or the error in ``last_error``."""
-    if checkout.error is None:
-        await store.record_repo_sync(repo_id=repo.id, sha=checkout.sha, error=None)
-    else:
-        await store.record_repo_sync(repo_id=repo.id, sha=None, error=checkout.error)
-
-
-async def sync_and_record(*, store: Store, settings: Settings, repo: OpsRepo) -> Checkout:
-    """Fetch one ops repo and record the result on its row (see :func:`sync_checkout`)."""
-    checkout = await sync_checkout(settings=settings, repo=repo)
-    await record_sync(store=store, repo=repo, checkout=checkout)
-    return checkout
-
-
-async def sync_named_repos(*, store: Store, settings: Settings, names: Sequence[str]) -> int:
-    """``reconciler ops-repo sync``: fetch the named repos (all when none); prints one line
-    each and returns how many failed."""
-    repos = await store.list_ops_repos()
-    if names:
-        known = {r.name for r in repos}
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise ConfigError(f"no ops repo named {', '.join(missing)}")
-        repos = [r for r in repos if r.name in names]
-    results = await asyncio.gather(
-        *(sync_and_record(store=store, settings=settings, repo=r) for r in repos)
-    )
-    for checkout in results:
-        if checkout.error:
-            print(f"{checkout.name}: failed: {checkout.error}")
-        else:
-            print(f"{checkout.name}: at {checkout.sha}")
-    return sum(1 for c in results if c.error)
 
 
 async def main(*, settings: Settings, once: bool) -> int:
@@ -506,29 +336,33 @@ async def main(*, settings: Settings, once: bool) -> int:
         await store.close()
 
 
+def _retry_unless_once(event: str, *, once: bool) -> Callable[[BaseException, int], float | None]:
+    """Wait out a service that is not there yet (a daemon starting before its database), but
+    let ``run --once`` fail at once."""
+
+    def decide(exc: BaseException, attempt: int) -> float | None:
+        if once:
+            return None
+        delay = _CONNECT_BACKOFF.delay(attempt)
+        log.warning(event, error=str(exc), retry_in_s=delay)
+        return delay
+
+    return decide
+
+
 async def _connect_store(url: str, *, once: bool, pool_size: int) -> Store:
-    delay = 0.5
-    while True:
-        try:
-            return await Store.connect(url, pool_size=pool_size)
-        except DatabaseError as exc:
-            if once:
-                raise
-            log.warning("database_unavailable", error=str(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+    return await retry(
+        lambda: Store.connect(url, pool_size=pool_size),
+        decide=_retry_unless_once("database_unavailable", once=once),
+        catch=(DatabaseError,),
+    )
 
 
 async def _connect_kube(settings: Settings, *, once: bool) -> Kube:
-    delay = 0.5
-    while True:
-        try:
-            return await Kube.connect(
-                kubeconfig=settings.kubeconfig, request_timeout_s=settings.kube_timeout_s
-            )
-        except KubernetesError as exc:
-            if once:
-                raise
-            log.warning("kubernetes_unavailable", error=str(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+    return await retry(
+        lambda: Kube.connect(
+            kubeconfig=settings.kubeconfig, request_timeout_s=settings.kube_timeout_s
+        ),
+        decide=_retry_unless_once("kubernetes_unavailable", once=once),
+        catch=(KubernetesError,),
+    )

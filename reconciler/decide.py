@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.model import Deployment, Verb
 
@@ -14,6 +15,26 @@ def verb_for(deployment: Deployment) -> Verb:
     return {"stopped": Verb.STOP, "rollback": Verb.ROLLBACK}.get(
         deployment.desired_status, Verb.DEPLOY
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """What an attempt starts out to put on the cluster (a rollback looks its target up in
+    history before it renders)."""
+
+    verb: Verb
+    image_ref: str
+    values: Any
+
+
+def plan(deployment: Deployment) -> Target:
+    """The verb, image and values one attempt starts from.  A stop scales what is running,
+    not what a pipeline wrote since."""
+    verb = verb_for(deployment)
+    if verb is Verb.STOP and deployment.current_image_ref:
+        values = deployment.current_values if deployment.current_values is not None else {}
+        return Target(verb=verb, image_ref=deployment.current_image_ref, values=values)
+    return Target(verb=verb, image_ref=deployment.image_ref, values=deployment.values_override)
 
 
 def is_new_generation(deployment: Deployment) -> bool:

@@ -91,6 +91,10 @@ class KubernetesRejected(KubernetesError, Permanent):
     """The API server refused the request (4xx): the same request will be refused again."""
 
 
+class HealthError(Transient):
+    """A rollout became degraded, or did not become healthy in time."""
+
+
 def is_permanent_status(status: int) -> bool:
     """4xx answers other than 408 (timeout), 409 (conflict) and 429 (throttled) are final."""
     return 400 <= status < 500 and status not in (408, 409, 429)

@@ -1,0 +1,165 @@
+"""What the attempt and the daemon need from the outside world, as Protocols.
+
+The real implementations are ``reconciler.db.Store``, ``reconciler.cluster.kube.Kube``, the render
+pool and the git checkouts; ``reconciler.testing.memory`` has in-memory ones, so the decisions of
+the attempt and the loop (converge, supersede, retry, record once, drain) have fast unit tests.
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from reconciler.model import AttemptResult, Checkout, Deployment, HistoryEntry, ObjectRef, OpsRepo
+
+
+class AttemptStore(Protocol):
+    """The database, as one attempt uses it: each write is guarded by the claim."""
+
+    async def mark_converged(
+        self, *, deployment_id: int, daemon_id: str, generation: int, sha: str | None
+    ) -> None: ...
+
+    async def start_attempt(
+        self, *, deployment_id: int, daemon_id: str, action: str, image_ref: str, generation: int
+    ) -> dt.datetime | None: ...
+
+    async def finish_attempt(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        started_at: dt.datetime,
+        generation: int,
+        result: AttemptResult,
+    ) -> bool: ...
+
+    async def fail_without_attempt(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        generation: int,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        sha: str | None,
+        message: str,
+        attempts: int,
+        next_attempt_at: dt.datetime | None,
+    ) -> bool: ...
+
+    async def recorded_status(
+        self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str
+    ) -> str | None: ...
+
+    async def last_healthy(
+        self, *, deployment_id: int, other_than_image: str
+    ) -> HistoryEntry | None: ...
+
+
+class DaemonStore(AttemptStore, Protocol):
+    """The database, as the loop uses it: claims, leases and the ops repos' rows."""
+
+    async def claim(
+        self,
+        *,
+        daemon_id: str,
+        limit: int,
+        lease_s: float,
+        changed_repos: Mapping[int, str] | None = None,
+        in_flight: Sequence[int] = (),
+    ) -> list[Deployment]: ...
+
+    async def renew_leases(
+        self, *, daemon_id: str, ids: Sequence[int], lease_s: float
+    ) -> dict[int, int]: ...
+
+    async def ops_repos_due_for_sync(self) -> list[OpsRepo]: ...
+
+    async def ops_repos_by_id(self, ids: Sequence[int]) -> dict[int, OpsRepo]: ...
+
+    async def record_repo_sync(
+        self, *, repo_id: int, sha: str | None, error: str | None
+    ) -> None: ...
+
+
+class Cluster(Protocol):
+    """The Kubernetes API, as applying, health and stop use it."""
+
+    async def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = True,
+        dry_run: bool = False,
+    ) -> dict[str, Any]: ...
+
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    async def scale(self, ref: ObjectRef, *, replicas: int) -> None: ...
+
+    async def refresh_discovery(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderRequest:
+    """One deployment's project, to render from a checkout."""
+
+    checkout: Path
+    subdir: str
+    project: str
+    environment: str
+    namespace: str
+    image_ref: str
+    values_override: Any
+
+
+class RenderedManifests(Protocol):
+    """What a render produced: the objects in apply order's input order, and their digest."""
+
+    @property
+    def objects(self) -> tuple[dict[str, Any], ...]: ...
+
+    @property
+    def digest(self) -> str: ...
+
+
+class Renderer(Protocol):
+    """Renders a project; raises a ReconcilerError naming the file and line on bad input."""
+
+    async def render(self, request: RenderRequest) -> RenderedManifests: ...
+
+    async def close(self) -> None: ...
+
+
+class Notifications(Protocol):
+    """The LISTEN connection: calls back on each NOTIFY and on each (re)connection."""
+
+    connected: asyncio.Event
+
+    async def run(self, *, stop: asyncio.Event) -> None: ...
+
+
+class RepoFetcher(Protocol):
+    """git, as the daemon's checkouts use it."""
+
+    async def fetch(self, repo: OpsRepo) -> Checkout:
+        """Sync one repo; a failure returns the last good checkout with the error."""
+        ...
+
+    async def on_disk(self, repo: OpsRepo) -> Checkout | None:
+        """The checkout already on disk, if any (without fetching)."""
+        ...
+
+    async def contains(self, checkout: Checkout, sha: str) -> bool:
+        """Whether ``sha`` is in the history of ``checkout``."""
+        ...

@@ -1,0 +1,597 @@
+"""In-memory stand-ins for the database, the cluster, the renderer, git and LISTEN.
+
+They implement the Protocols of :mod:`reconciler.ports` with the same preconditions as the real
+ones (a write guarded by the claim is refused when the claim is gone; a claim skips rows leased
+by others), so the attempt's and the loop's decisions have fast unit tests.  Faults are
+scripted: ``store.faults["finish_attempt"] = [...]`` raises each in turn, and an entry of
+:class:`LostAcknowledgement` commits the write and then raises, as a connection dropped after
+COMMIT does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.decide import row_transition
+from reconciler.errors import DatabaseUnavailable
+from reconciler.model import (
+    AttemptResult,
+    Checkout,
+    Deployment,
+    HistoryEntry,
+    ObjectRef,
+    OpsRepo,
+)
+from reconciler.ports import RenderedManifests, RenderRequest
+
+_DESIRED = ("image_ref", "desired_status", "values_override", "namespace", "ops_repo_id")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class LostAcknowledgement:
+    """A scripted fault: the write commits, then its answer is lost."""
+
+    error: BaseException = field(default_factory=lambda: DatabaseUnavailable("connection lost"))
+
+
+class InMemoryStore:
+    """:class:`reconciler.ports.DaemonStore` over dicts."""
+
+    def __init__(self, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
+        self.clock = clock
+        self.deployments: dict[int, Deployment] = {}
+        self.history: list[HistoryEntry] = []
+        self.repos: dict[int, OpsRepo] = {}
+        self.faults: dict[str, list[BaseException | LostAcknowledgement]] = {}
+        self.calls: list[str] = []
+
+    # ------------------------------------------------------------ what writers do
+
+    def add_repo(self, name: str = "ops") -> OpsRepo:
+        repo = OpsRepo(
+            id=len(self.repos) + 1,
+            name=name,
+            repo_url=f"https://git.example/{name}.git",
+            branch="main",
+            path="",
+            sync_interval_s=60,
+            last_synced_at=None,
+            last_sha=None,
+            last_error=None,
+        )
+        self.repos[repo.id] = repo
+        return repo
+
+    def add_deployment(self, *, project: str, environment: str, image_ref: str) -> Deployment:
+        repo = next(iter(self.repos.values()), None) or self.add_repo()
+        deployment = Deployment(
+            id=len(self.deployments) + 1,
+            project=project,
+            environment=environment,
+            namespace=f"{project}-{environment}",
+            ops_repo_id=repo.id,
+            image_ref=image_ref,
+            values_override={},
+            desired_status="active",
+            current_status="pending",
+            current_image_ref=None,
+            current_sha=None,
+            current_values=None,
+            deployed_at=None,
+            status_message="",
+            generation=1,
+            observed_generation=0,
+            claimed_by=None,
+            lease_expires_at=None,
+            attempt_started_at=None,
+            attempt_action=None,
+            attempt_image_ref=None,
+            attempt_generation=None,
+            attempts=0,
+            next_attempt_at=None,
+            applied_digest=None,
+        )
+        self.deployments[deployment.id] = deployment
+        return deployment
+
+    def set_desired(self, deployment_id: int, **changes: Any) -> Deployment:
+        """A pipeline's UPDATE: the trigger bumps the generation when desired state changes."""
+        unknown = set(changes) - set(_DESIRED)
+        if unknown:
+            raise ValueError(f"not a desired-state column: {sorted(unknown)}")
+        row = self.deployments[deployment_id]
+        bump = any(getattr(row, k) != v for k, v in changes.items())
+        generation = row.generation + 1 if bump else row.generation
+        return self._put(row, generation=generation, **changes)
+
+    def history_of(self, deployment_id: int) -> list[HistoryEntry]:
+        return [h for h in self.history if h.deployment_id == deployment_id]
+
+    # ------------------------------------------------------------ plumbing
+
+    def _put(self, row: Deployment, **changes: Any) -> Deployment:
+        new = dataclasses.replace(row, **changes)
+        self.deployments[row.id] = new
+        return new
+
+    def _fault(self, name: str) -> LostAcknowledgement | None:
+        """Raise the next scripted fault of ``name``; a LostAcknowledgement is returned, for
+        the caller to raise after its write."""
+        self.calls.append(name)
+        queue = self.faults.get(name)
+        if not queue:
+            return None
+        fault = queue.pop(0)
+        if isinstance(fault, LostAcknowledgement):
+            return fault
+        raise fault
+
+    def _claimable(self, row: Deployment, *, daemon_id: str, now: dt.datetime) -> bool:
+        return (
+            row.lease_expires_at is None or row.lease_expires_at < now or row.claimed_by == daemon_id
+        )
+
+    def _needs_work(self, row: Deployment, changed: Mapping[int, str], now: dt.datetime) -> bool:
+        new = row.generation != row.observed_generation
+        if new or row.current_status == "syncing":
+            return True
+        if row.current_status == "failed" and row.next_attempt_at and row.next_attempt_at <= now:
+            return True
+        sha = changed.get(row.ops_repo_id)
+        return (
+            sha is not None
+            and row.desired_status == "active"
+            and row.current_status in ("healthy", "failed")
+            and row.current_sha != sha
+        )
+
+    # ------------------------------------------------------------ the daemon's side
+
+    async def claim(
+        self,
+        *,
+        daemon_id: str,
+        limit: int,
+        lease_s: float,
+        changed_repos: Mapping[int, str] | None = None,
+        in_flight: Sequence[int] = (),
+    ) -> list[Deployment]:
+        self._fault("claim")
+        now = self.clock()
+        claimed = []
+        for row in sorted(self.deployments.values(), key=lambda d: d.id):
+            if len(claimed) >= limit:
+                break
+            if row.id in in_flight or not self._claimable(row, daemon_id=daemon_id, now=now):
+                continue
+            if not self._needs_work(row, changed_repos or {}, now):
+                continue
+            if row.attempt_started_at is not None:
+                self._close_interrupted(row, message="the daemon running this attempt stopped")
+                row = self.deployments[row.id]
+            lease = now + dt.timedelta(seconds=lease_s)
+            claimed.append(self._put(row, claimed_by=daemon_id, lease_expires_at=lease))
+        return claimed
+
+    def _close_interrupted(self, row: Deployment, *, message: str) -> None:
+        assert row.attempt_started_at is not None
+        self._append_history(
+            row,
+            generation=row.attempt_generation or row.generation,
+            action=row.attempt_action or "deploy",
+            status="interrupted",
+            image_ref=row.attempt_image_ref or row.image_ref,
+            values=row.values_override,
+            sha=None,
+            digest=None,
+            message=message,
+            daemon=row.claimed_by,
+            started_at=row.attempt_started_at,
+        )
+        self._put(
+            row,
+            attempt_started_at=None,
+            attempt_action=None,
+            attempt_image_ref=None,
+            attempt_generation=None,
+        )
+
+    async def renew_leases(
+        self, *, daemon_id: str, ids: Sequence[int], lease_s: float
+    ) -> dict[int, int]:
+        self._fault("renew_leases")
+        lease = self.clock() + dt.timedelta(seconds=lease_s)
+        renewed = {}
+        for deployment_id in ids:
+            row = self.deployments.get(deployment_id)
+            if row is not None and row.claimed_by == daemon_id:
+                renewed[row.id] = self._put(row, lease_expires_at=lease).generation
+        return renewed
+
+    async def mark_converged(
+        self, *, deployment_id: int, daemon_id: str, generation: int, sha: str | None
+    ) -> None:
+        self._fault("mark_converged")
+        row = self.deployments[deployment_id]
+        if row.claimed_by == daemon_id:
+            self._put(
+                row,
+                observed_generation=generation,
+                current_sha=sha,
+                claimed_by=None,
+                lease_expires_at=None,
+            )
+
+    async def start_attempt(
+        self, *, deployment_id: int, daemon_id: str, action: str, image_ref: str, generation: int
+    ) -> dt.datetime | None:
+        self._fault("start_attempt")
+        row = self.deployments[deployment_id]
+        if row.claimed_by != daemon_id:
+            return None
+        started = self.clock()
+        self._put(
+            row,
+            current_status="syncing",
+            attempt_started_at=started,
+            attempt_action=action,
+            attempt_image_ref=image_ref,
+            attempt_generation=generation,
+        )
+        return started
+
+    async def finish_attempt(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        started_at: dt.datetime,
+        generation: int,
+        result: AttemptResult,
+    ) -> bool:
+        lost = self._fault("finish_attempt")
+        row = self.deployments[deployment_id]
+        if row.claimed_by != daemon_id or row.attempt_started_at != started_at:
+            return False
+        self._apply_transition(row, generation=generation, result=result)
+        self._append_history(
+            row,
+            generation=generation,
+            action=result.action,
+            status=result.status,
+            image_ref=result.image_ref,
+            values=result.values_override,
+            sha=result.sha,
+            digest=result.digest,
+            message=result.message,
+            daemon=daemon_id,
+            started_at=started_at,
+        )
+        if lost is not None:
+            raise lost.error
+        return True
+
+    def _apply_transition(
+        self, row: Deployment, *, generation: int, result: AttemptResult
+    ) -> None:
+        t = row_transition(result, generation=generation)
+        changes: dict[str, Any] = {
+            "current_status": t.current_status,
+            "status_message": result.message,
+            "attempt_started_at": None,
+            "attempt_action": None,
+            "attempt_image_ref": None,
+            "attempt_generation": None,
+            "claimed_by": None,
+            "lease_expires_at": None,
+            "attempts": result.attempts,
+            "next_attempt_at": result.next_attempt_at,
+        }
+        if t.observed_generation is not None:
+            changes["observed_generation"] = t.observed_generation
+        if t.records_current:
+            changes.update(
+                current_image_ref=result.image_ref,
+                current_values=result.values_override,
+                current_sha=result.sha,
+                applied_digest=t.applied_digest,
+            )
+        if t.deployed:
+            changes["deployed_at"] = self.clock()
+        if t.restores_desired:
+            changes.update(
+                image_ref=result.image_ref,
+                values_override=result.values_override,
+                desired_status="active",
+                generation=row.generation + 1,
+            )
+        self._put(row, **changes)
+
+    def _append_history(
+        self,
+        row: Deployment,
+        *,
+        generation: int,
+        action: str,
+        status: str,
+        image_ref: str,
+        values: Any,
+        sha: str | None,
+        digest: str | None,
+        message: str,
+        daemon: str | None,
+        started_at: dt.datetime,
+    ) -> None:
+        finished = self.clock()
+        self.history.append(
+            HistoryEntry(
+                id=len(self.history) + 1,
+                deployment_id=row.id,
+                generation=generation,
+                action=action,
+                status=status,
+                image_ref=image_ref,
+                sha=sha,
+                values_override=values,
+                digest=digest,
+                message=message,
+                daemon=daemon,
+                started_at=started_at,
+                finished_at=finished,
+                duration_ms=int((finished - started_at).total_seconds() * 1000),
+            )
+        )
+
+    async def fail_without_attempt(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        generation: int,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        sha: str | None,
+        message: str,
+        attempts: int,
+        next_attempt_at: dt.datetime | None,
+    ) -> bool:
+        started = await self.start_attempt(
+            deployment_id=deployment_id,
+            daemon_id=daemon_id,
+            action=action,
+            image_ref=image_ref,
+            generation=generation,
+        )
+        if started is None:
+            return False
+        result = AttemptResult(
+            action=action,
+            status="failed",
+            image_ref=image_ref,
+            values_override=values_override,
+            sha=sha,
+            digest=None,
+            message=message,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+        )
+        return await self.finish_attempt(
+            deployment_id=deployment_id,
+            daemon_id=daemon_id,
+            started_at=started,
+            generation=generation,
+            result=result,
+        )
+
+    async def recorded_status(
+        self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str
+    ) -> str | None:
+        self._fault("recorded_status")
+        for entry in self.history:
+            if (entry.deployment_id, entry.started_at, entry.daemon) == (
+                deployment_id,
+                started_at,
+                daemon_id,
+            ):
+                return entry.status
+        return None
+
+    async def last_healthy(
+        self, *, deployment_id: int, other_than_image: str
+    ) -> HistoryEntry | None:
+        for entry in reversed(self.history):
+            if (
+                entry.deployment_id == deployment_id
+                and entry.status == "healthy"
+                and entry.action in ("deploy", "rollback")
+                and entry.image_ref != other_than_image
+            ):
+                return entry
+        return None
+
+    async def ops_repos_due_for_sync(self) -> list[OpsRepo]:
+        self._fault("ops_repos_due_for_sync")
+        used = {d.ops_repo_id for d in self.deployments.values()}
+        return [r for r in self.repos.values() if r.id in used and r.last_synced_at is None]
+
+    async def ops_repos_by_id(self, ids: Sequence[int]) -> dict[int, OpsRepo]:
+        return {i: self.repos[i] for i in ids if i in self.repos}
+
+    async def record_repo_sync(self, *, repo_id: int, sha: str | None, error: str | None) -> None:
+        repo = self.repos[repo_id]
+        sha = sha if sha is not None else repo.last_sha
+        self.repos[repo_id] = dataclasses.replace(
+            repo, last_synced_at=self.clock(), last_sha=sha, last_error=error
+        )
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+class InMemoryCluster:
+    """:class:`reconciler.ports.Cluster` over a dict.  ``rollout`` says how applied workloads
+    behave: ``healthy`` at once, ``hold`` (progressing for ever) or ``deadline`` (degraded with
+    ProgressDeadlineExceeded)."""
+
+    def __init__(self, *, rollout: str = "healthy") -> None:
+        self.rollout = rollout
+        self.objects: dict[ObjectRef, dict[str, Any]] = {}
+        self.applied: list[ObjectRef] = []
+        self.scaled: list[tuple[ObjectRef, int]] = []
+
+    async def apply(
+        self,
+        obj: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = True,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        ref = ObjectRef.from_object(obj)
+        live = json.loads(json.dumps(obj))
+        live.setdefault("metadata", {})["generation"] = 1
+        if obj.get("kind") == "Deployment":
+            live["status"] = self._deployment_status(live)
+        if not dry_run:
+            self.objects[ref] = live
+            self.applied.append(ref)
+        return live
+
+    def _deployment_status(self, live: Mapping[str, Any]) -> dict[str, Any]:
+        replicas = int((live.get("spec") or {}).get("replicas", 1))
+        if self.rollout == "healthy":
+            ready = {"availableReplicas": replicas, "readyReplicas": replicas}
+            return {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas}
+            | ready
+        condition = {"type": "Progressing", "status": "Unknown", "reason": "ReplicaSetUpdated"}
+        if self.rollout == "deadline":
+            condition = {"type": "Progressing", "status": "False"}
+            condition["reason"] = "ProgressDeadlineExceeded"
+        return {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "updatedReplicas": 0,
+            "conditions": [condition],
+        }
+
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        return self.objects.get(ref)
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return []
+
+    async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
+        self.objects[ref].setdefault("spec", {})["replicas"] = replicas
+        self.scaled.append((ref, replicas))
+
+    async def refresh_discovery(self) -> None:
+        return None
+
+
+# ---------------------------------------------------------------- render, git, LISTEN
+
+
+@dataclass(frozen=True)
+class MemoryRendered:
+    objects: tuple[dict[str, Any], ...]
+    digest: str
+
+
+def web_app(request: RenderRequest) -> tuple[dict[str, Any], ...]:
+    """A Deployment of the request's image and a ConfigMap of its values."""
+    labels = {"app": request.project}
+    container = {"name": "app", "image": request.image_ref}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": request.project, "namespace": request.namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{request.project}-values", "namespace": request.namespace},
+        "data": {"values": json.dumps(request.values_override, sort_keys=True)},
+    }
+    return (config, deployment)
+
+
+class InMemoryRenderer:
+    """:class:`reconciler.ports.Renderer` over a function; ``errors`` are raised first."""
+
+    def __init__(
+        self,
+        manifests: Callable[[RenderRequest], tuple[dict[str, Any], ...]] = web_app,
+    ) -> None:
+        self.manifests = manifests
+        self.errors: list[BaseException] = []
+        self.requests: list[RenderRequest] = []
+        self.closed = False
+
+    async def render(self, request: RenderRequest) -> RenderedManifests:
+        self.requests.append(request)
+        if self.errors:
+            raise self.errors.pop(0)
+        objects = self.manifests(request)
+        text = json.dumps(objects, sort_keys=True).encode()
+        return MemoryRendered(objects=objects, digest=hashlib.sha256(text).hexdigest())
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class InMemoryFetcher:
+    """:class:`reconciler.ports.RepoFetcher`: every repo is at ``sha``."""
+
+    def __init__(self, *, sha: str = "a" * 40) -> None:
+        self.sha = sha
+        self.fetched: list[str] = []
+
+    def _checkout(self, repo: OpsRepo) -> Checkout:
+        path = Path("/memory") / repo.name
+        return Checkout(name=repo.name, path=path, subdir=repo.path, sha=self.sha, error=None)
+
+    async def fetch(self, repo: OpsRepo) -> Checkout:
+        self.fetched.append(repo.name)
+        return self._checkout(repo)
+
+    async def on_disk(self, repo: OpsRepo) -> Checkout | None:
+        return None
+
+    async def contains(self, checkout: Checkout, sha: str) -> bool:
+        return sha == checkout.sha
+
+
+class InMemoryListener:
+    """:class:`reconciler.ports.Notifications` that tests drive with :meth:`notify`."""
+
+    def __init__(self, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]):
+        self.on_notify = on_notify
+        self.on_reconnect = on_reconnect
+        self.connected = asyncio.Event()
+
+    async def run(self, *, stop: asyncio.Event) -> None:
+        self.connected.set()
+        self.on_reconnect()
+        await stop.wait()
+        self.connected.clear()
+
+    def notify(self, payload: str) -> None:
+        self.on_notify(payload)
