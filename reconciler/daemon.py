@@ -28,7 +28,7 @@ from reconciler.k8s import Kube
 from reconciler.logs import get_logger
 from reconciler.model import Checkout, Deployment, OpsRepo
 from reconciler.reconcile import Options, Outcome, reconcile
-from reconciler.render_pool import RenderPool
+from reconciler.render import RenderPool
 from reconciler.settings import Settings
 from reconciler.store import NOTIFY_CHANNEL, Listener, Store
 

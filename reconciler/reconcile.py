@@ -25,7 +25,7 @@ from reconciler.health import HealthStatus, wait_healthy
 from reconciler.k8s import Kube
 from reconciler.logs import get_logger
 from reconciler.model import AttemptResult, Checkout, Deployment, ObjectRef, Verb
-from reconciler.render_pool import RenderPool
+from reconciler.render import RenderPool
 from reconciler.store import Store
 
 log = get_logger("reconcile")

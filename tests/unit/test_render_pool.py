@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import RenderError
-from reconciler.render import ProjectSources
-from reconciler.render_pool import RenderPool
+from reconciler.render import ProjectSources, RenderPool
 
 CONFIGMAP = """\
 apiVersion: v1
@@ -76,8 +75,7 @@ async def test_runaway_template_is_stopped_and_the_pool_recovers(pool: RenderPoo
 
 PARENT = """
 import asyncio, sys
-from reconciler.render import ProjectSources
-from reconciler.render_pool import RenderPool
+from reconciler.render import ProjectSources, RenderPool
 
 async def main():
     pool = RenderPool(workers=1)
