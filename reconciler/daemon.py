@@ -27,7 +27,7 @@ from reconciler.errors import ConfigError, DatabaseError, KubernetesError
 from reconciler.logs import get_logger
 from reconciler.model import AttemptStatus, Deployment, OpsRepo
 from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
-from reconciler.rendering import PoolRenderer
+from reconciler.render.service import PoolRenderer
 from reconciler.repo_sync import GitFetcher
 from reconciler.retry import Backoff, retry
 from reconciler.settings import Settings

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from reconciler import render as render_stage
+from reconciler.render.sources import load_project
 from reconciler.ports import RenderedManifests, RenderRequest
-from reconciler.render_pool import RenderPool
+from reconciler.render.pool import RenderPool
 
 
 class PoolRenderer:
@@ -19,7 +19,7 @@ class PoolRenderer:
 
     async def render(self, request: RenderRequest) -> RenderedManifests:
         sources = await asyncio.to_thread(
-            render_stage.load_project,
+            load_project,
             checkout=request.checkout,
             path=request.subdir,
             project=request.project,

@@ -21,7 +21,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from reconciler.errors import RenderError
-from reconciler.render import ProjectSources, Rendered, render
+from reconciler.render.rendering import Rendered, render
+from reconciler.render.sources import ProjectSources
 
 
 def _start_worker(max_bytes: int) -> None:

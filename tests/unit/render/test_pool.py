@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import RenderError
-from reconciler.render import ProjectSources
-from reconciler.render_pool import RenderPool
+from reconciler.render import ProjectSources, RenderPool
+from reconciler.retry import poll_until
 
 CONFIGMAP = """\
 apiVersion: v1
@@ -76,8 +77,7 @@ async def test_runaway_template_is_stopped_and_the_pool_recovers(pool: RenderPoo
 
 PARENT = """
 import asyncio, sys
-from reconciler.render import ProjectSources
-from reconciler.render_pool import RenderPool
+from reconciler.render import ProjectSources, RenderPool
 
 async def main():
     pool = RenderPool(workers=1)
@@ -105,19 +105,21 @@ async def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    for _ in range(200):
-        if pid_file.exists() and pid_file.read_text():
-            break
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):  # the read below then says what is missing
+        await poll_until(
+            lambda: pid_file.exists() and bool(pid_file.read_text()),
+            timeout_s=10.0,
+            interval_s=0.05,
+        )
     workers = [int(pid) for pid in pid_file.read_text().split()]
     assert workers
     process.send_signal(signal.SIGKILL)
     await process.wait()
-    for _ in range(100):
-        alive = [pid for pid in workers if _alive(pid)]
-        if not alive:
-            break
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):  # the assertion below reports the survivors
+        await poll_until(
+            lambda: not any(_alive(pid) for pid in workers), timeout_s=5.0, interval_s=0.05
+        )
+    alive = [pid for pid in workers if _alive(pid)]
     for pid in alive:  # do not leave them behind when the test fails
         os.kill(pid, signal.SIGKILL)
     assert alive == []

@@ -1,0 +1,282 @@
+"""The Jinja2 sandbox templates run in: the security boundary between ops repos and the daemon.
+
+Templates run in Jinja2's immutable sandbox with ``StrictUndefined`` and
+``keep_trailing_newline``; other Jinja options keep their defaults, so a template line holding
+only a block tag still yields a (blank) line and YAML error lines match template lines wherever
+no loop or include intervenes.  The loader serves only the project's own templates: a template
+may ``{% include %}`` or ``{% import %}`` a sibling (for example a ``_macros.yaml.j2`` holding
+only macros, which renders to no documents), never another file.
+
+The sandbox also refuses operations that would build huge values (string or list repetition,
+``**``, padding and replacing methods and filters) and each template's output is capped.  These
+limits raise the bar for a runaway or hostile template; they are not a full resource guard (a
+deeply nested loop can still burn CPU), so callers that distrust ops repos should also bound
+the time a render may take.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, TypeGuard
+
+from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, Undefined
+from jinja2.exceptions import SecurityError
+from jinja2.filters import sync_do_join
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing, pass_eval_context
+
+MAX_SANDBOX_LENGTH = 1024 * 1024
+"""Largest string or list one sandboxed operation (``*``, ``ljust``, ``indent``...) may build."""
+
+MAX_POWER_BITS = 4096
+"""Largest integer (in bits) ``**`` may build inside a template."""
+
+
+class _ExplainingUndefined(StrictUndefined):
+    """StrictUndefined whose message names the missing name the way an operator thinks of it."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        name = self._undefined_name
+        if self._undefined_obj is missing:
+            return f"undefined name {name!r}"
+        owner = self._undefined_obj
+        if isinstance(owner, Mapping):
+            keys = sorted(str(key) for key in owner)
+            shown = ", ".join(keys[:10]) + (", ..." if len(keys) > 10 else "")
+            where = f"it has keys: {shown}" if keys else "it is empty"
+            return f"undefined name {name!r}: no such key in the mapping ({where})"
+        return f"undefined name {name!r}: {type(owner).__name__} value has no such attribute"
+
+
+class _ProjectLoader(BaseLoader):
+    """Serves the project's own templates by file name, and nothing else."""
+
+    def __init__(self, templates: Mapping[str, str]) -> None:
+        self._templates = dict(templates)
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        try:
+            source = self._templates[template]
+        except KeyError:
+            raise TemplateNotFound(template) from None
+        # the file name becomes the traceback filename, which locates runtime errors
+        return source, template, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self._templates)
+
+
+def _ensure_small(size: int, *, what: str) -> None:
+    if size > MAX_SANDBOX_LENGTH:
+        raise SecurityError(
+            f"{what} would build a string or list of {size} elements;"
+            f" the limit is {MAX_SANDBOX_LENGTH}"
+        )
+
+
+def _spec_number(digits: str) -> int:
+    # int() refuses very long digit strings; anything this long is over every limit anyway
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+
+
+def _check_percent_format(template: str) -> None:
+    for match in _PERCENT_SPEC.finditer(template):
+        for number in match.groups():
+            if number == "*":
+                raise SecurityError("'*' widths in % formatting are not allowed")
+            if number is not None:
+                _ensure_small(_spec_number(number), what="a % format width")
+
+
+def _check_brace_format(template: str) -> None:
+    for _literal, _field, spec, _conversion in string.Formatter().parse(template):
+        if not spec:
+            continue
+        if "{" in spec:
+            raise SecurityError("nested fields in a format spec are not allowed")
+        for number in re.findall(r"\d+", spec):
+            _ensure_small(_spec_number(number), what="a format width")
+
+
+def _check_str_method(
+    owner: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    """Refuse str methods whose result would be far larger than their inputs.
+
+    Returns the arguments to call with: an iterator given to ``join`` is made a list first, so
+    its size can be checked.
+    """
+    if method == "join" and args and not isinstance(args[0], Collection):
+        args = (list(args[0]), *args[1:])
+    first = args[0] if args else None
+    if method in ("ljust", "rjust", "center", "zfill"):
+        width = kwargs.get("width", first)
+        if _is_int(width):
+            _ensure_small(width, what=f"str.{method}")
+    elif method == "expandtabs":
+        tab_size = kwargs.get("tabsize", 8 if first is None else first)
+        if _is_int(tab_size):
+            _ensure_small(len(owner) + owner.count("\t") * tab_size, what="str.expandtabs")
+    elif method == "replace" and len(args) >= 2:
+        _check_replace(owner, args[0], args[1])
+    elif method == "join" and isinstance(first, Collection):
+        _check_join(separator=owner, items=first)
+    elif method == "translate" and isinstance(first, Mapping):
+        longest = max((len(v) for v in first.values() if isinstance(v, str)), default=1)
+        _ensure_small(len(owner) * longest, what="str.translate")
+    elif method in ("format", "format_map"):
+        _check_brace_format(owner)
+    return args
+
+
+def _check_replace(owner: object, old: object, new: object) -> None:
+    if isinstance(owner, str) and isinstance(old, str) and isinstance(new, str):
+        count = owner.count(old) if old else len(owner) + 1
+        _ensure_small(len(owner) + count * max(0, len(new) - len(old)), what="replace")
+
+
+def _check_join(*, separator: object, items: Collection[Any]) -> None:
+    separator_length = len(separator) if isinstance(separator, str) else 0
+    parts = sum(len(item) for item in items if isinstance(item, str))
+    _ensure_small(parts + separator_length * max(0, len(items) - 1), what="join")
+
+
+def _guard_filter(original: Callable[..., Any], check: Callable[..., None]) -> Callable[..., Any]:
+    # functools.wraps copies Jinja's pass-context markers, so the wrapper gets the same arguments
+    @functools.wraps(original)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        check(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    return guarded
+
+
+def _check_center_filter(value: object, width: object = 80) -> None:
+    if _is_int(width):
+        _ensure_small(width, what="the center filter")
+
+
+def _check_indent_filter(
+    text: object, width: object = 4, first: object = False, blank: object = False
+) -> None:
+    del first, blank
+    prefix = width if _is_int(width) else len(str(width))
+    lines = str(text).count("\n") + 1
+    _ensure_small(len(str(text)) + lines * prefix, what="the indent filter")
+
+
+def _check_replace_filter(
+    eval_ctx: object, text: object, old: object, new: object, count: object = None
+) -> None:
+    del eval_ctx, count
+    _check_replace(text, old, new)
+
+
+@pass_eval_context
+def _guarded_join_filter(
+    eval_ctx: EvalContext, value: Iterable[Any], separator: str = "", attribute: Any = None
+) -> str:
+    # map/select hand over generators: make a list so the size can be checked before joining
+    items = value if isinstance(value, Collection) else list(value)
+    _check_join(separator=separator, items=items)
+    return sync_do_join(eval_ctx, items, separator, attribute)
+
+
+def _check_format_filter(value: object, *args: object, **kwargs: object) -> None:
+    del args, kwargs
+    if isinstance(value, str):
+        _check_percent_format(value)
+
+
+def _check_grouping_filter(value: object, count: object, fill_with: object = None) -> None:
+    del value, fill_with
+    if _is_int(count):
+        _ensure_small(count, what="the batch/slice filter")
+
+
+_FILTER_GUARDS: dict[str, Callable[..., None]] = {
+    "center": _check_center_filter,
+    "indent": _check_indent_filter,
+    "replace": _check_replace_filter,
+    "format": _check_format_filter,
+    "batch": _check_grouping_filter,
+    "slice": _check_grouping_filter,
+}
+
+
+class GuardedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with size caps on operations that can build huge values."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, str | list | tuple) and _is_int(times):
+                    _ensure_small(len(sequence) * times, what="repetition with '*'")
+        elif operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                _ensure_small(len(left) + len(right), what="concatenation with '+'")
+        elif operator == "**":
+            if _is_int(left) and _is_int(right) and abs(left) > 1 and right > 0:
+                bits = right * abs(left).bit_length()
+                if bits > MAX_POWER_BITS:
+                    raise SecurityError(
+                        f"'**' would build an integer of about {bits} bits;"
+                        f" the limit is {MAX_POWER_BITS}"
+                    )
+        elif operator == "%" and isinstance(left, str):
+            _check_percent_format(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # str.format arrives wrapped by the sandbox; the original is in __wrapped__
+        target = getattr(obj, "__wrapped__", obj)
+        owner = getattr(target, "__self__", None)
+        if isinstance(owner, str):
+            args = _check_str_method(owner, getattr(target, "__name__", ""), args, kwargs)
+        return super().call(context, obj, *args, **kwargs)
+
+
+def make_sandbox(templates: Mapping[str, str]) -> GuardedSandbox:
+    environment = GuardedSandbox(
+        loader=_ProjectLoader(templates),
+        undefined=_ExplainingUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        auto_reload=False,
+    )
+    # Render must be deterministic (the digest decides whether to apply): no randomness.
+    environment.globals.pop("lipsum", None)
+    environment.filters.pop("random", None)
+    for name, check in _FILTER_GUARDS.items():
+        environment.filters[name] = _guard_filter(environment.filters[name], check)
+    environment.filters["join"] = _guarded_join_filter
+    # json.dumps does not stringify an Undefined (which would raise the clear error); make it.
+    environment.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}
+    return environment
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -1,0 +1,172 @@
+"""Read one project directory of an ops repo checkout: the only I/O of the render stage.
+
+Everything read must stay inside the checkout (symlinks included) and under a size limit; names
+that come from the database are checked before they become paths.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from reconciler.errors import InputError, RenderError
+from reconciler.render.messages import shown
+
+MAX_SOURCE_BYTES = 1024 * 1024
+"""Largest template or values file the loader reads."""
+
+MAX_NAME_LENGTH = 253
+
+TEMPLATE_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ProjectSources:
+    """Everything ``render`` needs from one project directory, as plain text."""
+
+    project_dir: str
+    """The project directory relative to the checkout root (``apps/web``), for messages."""
+    templates: tuple[tuple[str, str], ...]
+    """(file name, text) for every template, sorted by file name."""
+    values_base: str | None
+    """Text of ``values.yaml``; None when the file is absent."""
+    values_env: str | None
+    """Text of ``values-<environment>.yaml``; None when the file is absent."""
+    values_env_name: str
+    """``values-<environment>.yaml``, for messages."""
+
+
+def validate_name(*, field: str, value: str) -> None:
+    """Refuse a project or environment name that is malformed or could leave the ops repo."""
+    reason: str | None = None
+    if not value:
+        reason = "it is empty"
+    elif len(value) > MAX_NAME_LENGTH:
+        reason = f"it is longer than {MAX_NAME_LENGTH} characters"
+    elif value in (".", ".."):
+        reason = "it names a directory, not a project"
+    elif "\x00" in value:
+        reason = "it contains a NUL character"
+    elif value.startswith(("/", "\\")):
+        reason = "it is an absolute path"
+    elif "/" in value or "\\" in value:
+        reason = "it contains a path separator"
+    elif not _NAME_PATTERN.fullmatch(value):
+        reason = "only letters, digits, '.', '_' and '-' are allowed"
+    if reason is not None:
+        raise InputError(f"invalid {field} name {shown(value)}: {reason}")
+
+
+def load_project(*, checkout: Path, path: str, project: str, environment: str) -> ProjectSources:
+    """Read ``<checkout>/<path>/<project>/``: its templates and its two values files.
+
+    Templates are the directory's own ``*.yaml``, ``*.yml``, ``*.yaml.j2`` and ``*.yml.j2`` files
+    (not subdirectories, not dot files, not ``values*.yaml`` / ``values*.yml``).  Any file or
+    directory that resolves outside the checkout, symlinks included, is refused.
+    """
+    validate_name(field="project", value=project)
+    validate_name(field="environment", value=environment)
+    relative_dir = _project_relative_dir(path=path, project=project)
+    project_dir_text = relative_dir.as_posix()
+
+    try:
+        root = checkout.resolve(strict=True)
+    except OSError as exc:
+        raise RenderError(f"ops repo checkout {checkout} does not exist or cannot be read") from exc
+
+    project_dir = root.joinpath(*relative_dir.parts)
+    resolved_dir = project_dir.resolve()
+    if not resolved_dir.is_relative_to(root):
+        raise RenderError(
+            f"project directory {project_dir_text} resolves outside the ops repo checkout"
+            " (a symlink?); refusing to read it"
+        )
+    if not resolved_dir.is_dir():
+        raise RenderError(
+            f"project directory {project_dir_text} does not exist in the ops repo"
+            " (check the project name and the ops repo's path)"
+        )
+
+    templates: list[tuple[str, str]] = []
+    try:
+        entries = sorted(resolved_dir.iterdir(), key=lambda entry: entry.name)
+    except OSError as exc:
+        raise RenderError(f"cannot list project directory {project_dir_text}: {exc}") from exc
+    for entry in entries:
+        if _is_template_name(entry.name):
+            text = _read_source(entry, root=root, project_dir=project_dir_text)
+            templates.append((entry.name, text))
+    if not templates:
+        raise RenderError(
+            f"project directory {project_dir_text} holds no templates"
+            f" (expected files ending in {', '.join(TEMPLATE_SUFFIXES)})"
+        )
+
+    values_env_name = f"values-{environment}.yaml"
+    return ProjectSources(
+        project_dir=project_dir_text,
+        templates=tuple(templates),
+        values_base=_read_optional(resolved_dir / "values.yaml", root, project_dir_text),
+        values_env=_read_optional(resolved_dir / values_env_name, root, project_dir_text),
+        values_env_name=values_env_name,
+    )
+
+
+def _project_relative_dir(*, path: str, project: str) -> PurePosixPath:
+    """``<path>/<project>`` as a relative path, refusing a path that could leave the checkout."""
+    if "\x00" in path:
+        raise InputError(f"ops repo path {shown(path)} contains a NUL character")
+    relative = PurePosixPath(path)
+    if relative.is_absolute():
+        raise InputError(f"ops repo path {shown(path)} must be relative to the repo root")
+    if ".." in relative.parts:
+        raise InputError(f"ops repo path {shown(path)} must not contain '..'")
+    return relative / project
+
+
+def _is_template_name(name: str) -> bool:
+    if name.startswith(".") or not name.endswith(TEMPLATE_SUFFIXES):
+        return False
+    is_values_file = name.startswith("values") and name.endswith((".yaml", ".yml"))
+    return not is_values_file
+
+
+def _read_optional(file: Path, root: Path, project_dir: str) -> str | None:
+    # a dangling symlink is reported by _read_source, not taken for a missing file
+    if not file.is_symlink() and not file.exists():
+        return None
+    return _read_source(file, root=root, project_dir=project_dir)
+
+
+def _read_source(file: Path, *, root: Path, project_dir: str) -> str:
+    """Read one template or values file, within the checkout and the size limit."""
+    where = f"in project directory {project_dir}"
+    resolved = file.resolve()
+    if not resolved.is_relative_to(root):
+        raise RenderError(
+            f"resolves outside the ops repo checkout (a symlink?); refusing to read it ({where})",
+            location=file.name,
+        )
+    if not resolved.is_file():
+        raise RenderError(f"is not a regular file ({where})", location=file.name)
+    too_big = RenderError(
+        f"is larger than the limit of {MAX_SOURCE_BYTES} bytes per file ({where})",
+        location=file.name,
+    )
+    try:
+        if resolved.stat().st_size > MAX_SOURCE_BYTES:
+            raise too_big
+        with resolved.open("rb") as handle:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
+    except OSError as exc:
+        raise RenderError(f"cannot be read ({where}): {exc}", location=file.name) from exc
+    if len(data) > MAX_SOURCE_BYTES:
+        raise too_big
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RenderError(
+            f"is not valid UTF-8 (byte {exc.start}) ({where})", location=file.name
+        ) from exc
