@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from reconciler import ops_repo
 from reconciler.decide import RetryPolicy
 from reconciler.errors import ConfigError, DatabaseError, KubernetesError, ReconcilerError
 from reconciler.k8s import Kube
@@ -29,6 +28,7 @@ from reconciler.logs import get_logger
 from reconciler.model import Checkout, Deployment, OpsRepo
 from reconciler.reconcile import Options, Outcome, reconcile
 from reconciler.render_pool import RenderPool
+from reconciler.repos import checkout as ops_repo
 from reconciler.settings import Settings
 from reconciler.store import NOTIFY_CHANNEL, Listener, Store
 
