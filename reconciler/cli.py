@@ -232,7 +232,7 @@ def _read_values_file(path: Path) -> dict[str, Any]:
 
 
 async def _ops_repo_add(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler.ops_repo import redact_url, validate_repo_url
+    from reconciler.repos.urls import redact_url, validate_repo_url
 
     validate_repo_url(args.url)
     if args.sync_interval < 0:
@@ -256,7 +256,7 @@ async def _ops_repo_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _ops_repo_list(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler.ops_repo import redact, redact_url
+    from reconciler.repos.urls import redact, redact_url
 
     store = await _connect(settings)
     try:

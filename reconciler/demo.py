@@ -16,13 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from reconciler import logs, ops_repo
+from reconciler import logs
 from reconciler.daemon import Daemon
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.k8s import Kube
 from reconciler.localpg import LocalPostgres
 from reconciler.model import Deployment
 from reconciler.output import format_table
+from reconciler.repos import publish as ops_repo
 from reconciler.settings import Settings
 from reconciler.store import Store
 

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler import ops_repo
+from reconciler.repos import checkout as ops_repo
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logs import get_logger
 from reconciler.model import Checkout, OpsRepo

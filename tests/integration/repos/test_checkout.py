@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import shutil
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,101 +14,11 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import InputError, OpsRepoError
-from reconciler.ops_repo import (
-    SyncResult,
-    checkout_dir,
-    current_sha,
-    redact,
-    redact_url,
-    sync_repo,
-    validate_repo_url,
-)
+from reconciler.repos.checkout import SyncResult, checkout_dir, current_sha, sync_repo
+from tests.integration.repos.conftest import Remote, git
 
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-@pytest.fixture(autouse=True)
-def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the machine's and the user's git configuration out of every test."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".gitconfig").write_text(
-        "[user]\n\tname = Test Author\n\temail = author@example.com\n"
-        "[init]\n\tdefaultBranch = main\n"
-    )
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
-
-
-def git(*args: str, cwd: Path) -> str:
-    """Run the git CLI for test set-up and return its stdout."""
-    completed = subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60
-    )
-    return completed.stdout.strip()
-
-
-class Remote:
-    """A bare repository standing in for an ops repo's remote, and an author clone to push from."""
-
-    def __init__(self, root: Path, *, branch: str = "main") -> None:
-        root.mkdir(parents=True)
-        self.bare = root / "remote.git"
-        self.author = root / "author"
-        self.branch = branch
-        git("init", "--quiet", "--bare", "--initial-branch", branch, str(self.bare), cwd=root)
-        git("clone", "--quiet", str(self.bare), str(self.author), cwd=root)
-        git("checkout", "--quiet", "-B", branch, cwd=self.author)
-
-    @property
-    def url(self) -> str:
-        return str(self.bare)
-
-    def commit(self, files: dict[str, str], *, message: str = "change") -> str:
-        """Write files, commit them on the current branch and push; return the new sha."""
-        for relative, content in files.items():
-            path = self.author / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-        git("add", "--all", cwd=self.author)
-        git("commit", "--quiet", "--message", message, cwd=self.author)
-        git("push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}", cwd=self.author)
-        return git("rev-parse", "HEAD", cwd=self.author)
-
-    def rewrite_last_commit(self, files: dict[str, str]) -> str:
-        """Replace the tip commit with a different one and force-push it; return the new sha."""
-        for relative, content in files.items():
-            (self.author / relative).write_text(content)
-        git("add", "--all", cwd=self.author)
-        git("commit", "--quiet", "--amend", "--message", "rewritten", cwd=self.author)
-        git(
-            "push",
-            "--quiet",
-            "--force",
-            "origin",
-            f"HEAD:refs/heads/{self.branch}",
-            cwd=self.author,
-        )
-        return git("rev-parse", "HEAD", cwd=self.author)
-
-    def tip(self, branch: str | None = None) -> str:
-        return git("rev-parse", f"refs/heads/{branch or self.branch}", cwd=self.bare)
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Remote:
-    """A remote with one commit on main."""
-    created = Remote(tmp_path / "remote-a")
-    created.commit({"web/deployment.yaml": "kind: Deployment\n", "README": "ops\n"}, message="one")
-    return created
-
-
-@pytest.fixture
-def repos_dir(tmp_path: Path) -> Path:
-    return tmp_path / "repos"
 
 
 def snapshot(checkout: Path) -> dict[str, bytes]:
@@ -563,112 +472,7 @@ def test_current_sha_is_none_without_a_checkout(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# URLs, redaction and names
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("https://user:token@host/x.git", "https://***@host/x.git"),
-        ("https://ghp_abcdef@github.com/acme/ops.git", "https://***@github.com/acme/ops.git"),
-        ("https://host/x.git", "https://host/x.git"),
-        ("ssh://git:pw@host:2222/x.git", "ssh://***@host:2222/x.git"),
-        ("ssh://git@host/x.git", "ssh://***@host/x.git"),
-        ("git@github.com:acme/ops.git", "***@github.com:acme/ops.git"),
-        ("deploy:pw@host:ops.git", "***@host:ops.git"),
-        ("https://u:p@ss/word@host/x.git", "https://***@host/x.git"),
-        (
-            "https://host/x.git?private_token=abc&ref=main&X-Amz-Signature=f00",
-            "https://host/x.git?private_token=***&ref=main&X-Amz-Signature=***",
-        ),
-        ("/srv/git/ops.git", "/srv/git/ops.git"),
-        ("file:///srv/git/ops.git", "file:///srv/git/ops.git"),
-    ],
-)
-def test_redact_url_masks_credentials(url: str, expected: str) -> None:
-    """redact_url masks user info in every URL form and credential-like query values."""
-    assert redact_url(url) == expected
-
-
-def test_redact_removes_the_url_and_its_secrets_from_text() -> None:
-    """redact replaces the URL as written and its bare secrets, leaving other words alone."""
-    url = "https://deployer:p%40ssw0rd@git.example.com/ops.git?access_token=t0k3n-value"
-    text = (
-        f"fatal: unable to access '{url}': nope\n"
-        "password p@ssw0rd / p%40ssw0rd, deployer:p%40ssw0rd@elsewhere, token t0k3n-value\n"
-        "git fetch origin"
-    )
-
-    redacted = redact(text, url=url)
-
-    for secret in ("p@ssw0rd", "p%40ssw0rd", "t0k3n-value"):
-        assert secret not in redacted
-    assert "https://***@git.example.com/ops.git?access_token=***" in redacted
-    assert "***@elsewhere" in redacted
-    assert "git fetch origin" in redacted
-
-
-def test_redact_keeps_text_for_urls_without_credentials() -> None:
-    """redact leaves text untouched when the URL carries no credential."""
-    text = "fatal: repository 'git@github.com:acme/ops.git' not found; git is fine"
-
-    assert redact(text, url="/srv/git/ops.git") == text
-    assert "git is fine" in redact(text, url="git@github.com:acme/ops.git")
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://github.com/acme/ops.git",
-        "http://git.internal:8080/ops.git",
-        "ssh://git@github.com:22/acme/ops.git",
-        "git://git.internal/ops.git",
-        "file:///srv/git/ops.git",
-        "git@github.com:acme/ops.git",
-        "github.com:acme/ops.git",
-        "git@[::1]:ops.git",
-        "/srv/git/ops.git",
-    ],
-)
-def test_validate_repo_url_accepts_git_urls(url: str) -> None:
-    """validate_repo_url accepts every supported URL form."""
-    validate_repo_url(url)
-
-
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("", "empty"),
-        ("   ", "empty"),
-        ("https://host/my ops.git", "spaces"),
-        ("https://host/ops.git\n", "spaces"),
-        ("ftp://host/ops.git", "unsupported scheme 'ftp'"),
-        ("HTTPS://host/ops.git", "unsupported scheme"),
-        ("ext::sh", "unsupported transport"),
-        ("fd::17", "unsupported transport"),
-        ("--upload-pack=touch", "starts with '-'"),
-        ("https:///ops.git", "names no host"),
-        ("file://", "names no path"),
-        ("relative/ops", "not a git URL"),
-        ("ssh://-oProxyCommand=touch%20x/ops.git", "starting with '-'"),
-        ("ssh://-user@host/ops.git", "starting with '-'"),
-        ("git@-oProxyCommand=x:ops.git", "starting with '-'"),
-        ("ops.git", "not a git URL"),
-    ],
-)
-def test_validate_repo_url_refuses_what_is_not_a_git_url(url: str, reason: str) -> None:
-    """validate_repo_url raises InputError saying why the URL cannot be used."""
-    with pytest.raises(InputError, match=reason):
-        validate_repo_url(url)
-
-
-def test_validate_repo_url_never_echoes_credentials() -> None:
-    """A refused URL is shown redacted in the error."""
-    with pytest.raises(InputError) as caught:
-        validate_repo_url("ftp://user:hunter2-secret@host/ops.git")
-
-    assert "hunter2-secret" not in str(caught.value)
-    assert "ftp://***@host/ops.git" in str(caught.value)
+# Names
 
 
 def test_checkout_dir_joins_a_slug(tmp_path: Path) -> None:

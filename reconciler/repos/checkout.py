@@ -1,0 +1,297 @@
+"""Keeps a local checkout of each ops repo in step with one branch of its remote.
+
+The first sync clones the branch; later syncs fetch it and hard-reset the working tree to it, so a
+force-pushed remote history is simply followed and local changes never survive.  A failed fetch
+leaves the checkout exactly as it was, so the caller can keep rendering from the last good commit.
+
+A sync runs in a worker thread under one time budget, holding the repo's lock; git itself runs
+only through ``reconciler.repos.git``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.errors import InputError, OpsRepoError
+from reconciler.repos import layout
+from reconciler.repos.git import Budget, Subject, is_fetch_failure, run_git
+from reconciler.repos.urls import validate_repo_url
+
+__all__ = ["SyncResult", "checkout_dir", "contains_commit", "current_sha", "sync_repo"]
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+_BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{")
+_SHA_PATTERN = re.compile(r"^[0-9a-f]{4,64}$")
+_CURRENT_SHA_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The outcome of one successful sync."""
+
+    checkout: Path
+    """The working tree to render from."""
+    sha: str
+    """The commit now checked out."""
+    changed: bool
+    """Whether ``sha`` differs from what was checked out before the sync."""
+
+
+def checkout_dir(*, repos_dir: Path, name: str) -> Path:
+    """Return where ops repo ``name`` is checked out: ``repos_dir / name``.
+
+    ``name`` must be a slug (letters, digits, '-' and '_'), so it can never leave ``repos_dir``
+    or collide with the hidden lock and staging entries beside it (``reconciler.repos.layout``).
+    """
+    if not _NAME_PATTERN.match(name):
+        raise InputError(
+            f"the ops repo name {name!r} is not a slug: use up to 100 letters, digits, '-' and '_',"
+            " starting with a letter or digit"
+        )
+    return repos_dir / name
+
+
+def _validate_branch(branch: str) -> None:
+    if (
+        not branch
+        or branch == "@"
+        or branch.startswith(("-", "/", "."))
+        or branch.endswith(("/", ".", ".lock"))
+        or "/." in branch
+        or _BRANCH_FORBIDDEN.search(branch)
+    ):
+        raise InputError(f"the ops repo branch {branch!r} is not a valid git branch name")
+
+
+def current_sha(checkout: Path) -> str | None:
+    """Return the commit checked out in ``checkout``; None when there is no usable checkout.
+
+    Blocking (it runs ``git rev-parse``): call it from a thread in async code.
+    """
+    checkout = checkout.absolute()
+    subject = Subject(description=f"ops repo checkout {checkout}", url="")
+    return _head_sha(checkout, budget=Budget.start(_CURRENT_SHA_TIMEOUT_S), subject=subject)
+
+
+def contains_commit(checkout: Path, sha: str) -> bool:
+    """Return whether commit ``sha`` is the commit checked out in ``checkout`` or an ancestor of
+    it.  False also when the checkout does not know ``sha``: the commit is newer than the
+    checkout (not fetched yet) or belongs to a rewritten history.
+
+    Blocking (it runs ``git merge-base``): call it from a thread in async code.
+    """
+    checkout = checkout.absolute()
+    # Only a hex sha reaches git's command line, never something it could read as an option.
+    if not _SHA_PATTERN.match(sha) or not (checkout / ".git").is_dir():
+        return False
+    outcome = run_git(
+        _in_checkout(checkout, "merge-base", "--is-ancestor", sha, "HEAD"),
+        cwd=checkout,
+        budget=Budget.start(_CURRENT_SHA_TIMEOUT_S),
+        subject=Subject(description=f"ops repo checkout {checkout}", url=""),
+        action="comparing commits",
+        check=False,
+    )
+    return outcome.returncode == 0
+
+
+def _in_checkout(checkout: Path, *args: str) -> list[str]:
+    # An explicit git dir stops git from searching upwards: without it, a checkout lacking .git
+    # inside some other repository would make "clean -ffdx" run on that repository.
+    return [f"--git-dir={checkout / '.git'}", f"--work-tree={checkout}", *args]
+
+
+def _head_sha(checkout: Path, *, budget: Budget, subject: Subject) -> str | None:
+    if not (checkout / ".git").is_dir():
+        return None
+    outcome = run_git(
+        _in_checkout(checkout, "rev-parse", "--verify", "--quiet", "HEAD^{commit}"),
+        cwd=checkout,
+        budget=budget,
+        subject=subject,
+        action="reading the checked-out commit",
+        check=False,
+    )
+    sha = outcome.stdout.strip()
+    return sha if outcome.returncode == 0 and sha else None
+
+
+def _clone_into_place(
+    *, url: str, branch: str, repos_dir: Path, name: str, budget: Budget, subject: Subject
+) -> str:
+    """Clone into a temporary sibling, then rename it over ``repos_dir / name``; return the sha.
+
+    A half-finished clone therefore never stands where the renderer looks.
+    """
+    checkout = repos_dir / name
+    staging = layout.new_staging_dir(repos_dir=repos_dir, name=name, subject=subject)
+    try:
+        run_git(
+            [
+                "clone",
+                "--quiet",
+                "--single-branch",
+                "--no-tags",
+                "--branch",
+                branch,
+                "--",
+                url,
+                str(staging),
+            ],
+            cwd=repos_dir,
+            budget=budget,
+            subject=subject,
+            action=f"cloning branch '{branch}'",
+        )
+        sha = _head_sha(staging, budget=budget, subject=subject)
+        if sha is None:
+            raise OpsRepoError(
+                f"{subject.description}: the clone of branch '{branch}' has no commit checked out"
+            )
+        layout.move_into_place(checkout=checkout, staging=staging, subject=subject)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sha
+
+
+def _point_origin_at(checkout: Path, *, url: str, budget: Budget, subject: Subject) -> None:
+    recorded = run_git(
+        _in_checkout(checkout, "config", "--get", "remote.origin.url"),
+        cwd=checkout,
+        budget=budget,
+        subject=subject,
+        action="reading the checkout's origin URL",
+        check=False,
+    )
+    if recorded.returncode == 0 and recorded.stdout.strip() == url:
+        return
+    command = "set-url" if recorded.returncode == 0 else "add"
+    run_git(
+        _in_checkout(checkout, "remote", command, "origin", url),
+        cwd=checkout,
+        budget=budget,
+        subject=subject,
+        action="updating the checkout's origin URL",
+    )
+
+
+def _fetch_and_reset(checkout: Path, *, branch: str, budget: Budget, subject: Subject) -> str:
+    """Fetch ``branch`` and hard-reset the working tree to it; return the new sha.
+
+    A fetch only moves ``refs/remotes/origin/<branch>``, so when it fails the working tree and
+    HEAD are exactly as they were.
+    """
+    remote_ref = f"refs/remotes/origin/{branch}"
+    # An explicit forced refspec: the branch may differ from the one cloned, and a rewritten
+    # remote history must replace the old one rather than be refused.
+    run_git(
+        _in_checkout(
+            checkout,
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--prune",
+            "origin",
+            f"+refs/heads/{branch}:{remote_ref}",
+        ),
+        cwd=checkout,
+        budget=budget,
+        subject=subject,
+        action=f"fetching branch '{branch}'",
+    )
+    run_git(
+        _in_checkout(
+            checkout, "checkout", "--quiet", "--force", "--no-track", "-B", branch, remote_ref, "--"
+        ),
+        cwd=checkout,
+        budget=budget,
+        subject=subject,
+        action=f"resetting the checkout to origin/{branch}",
+    )
+    run_git(
+        _in_checkout(checkout, "clean", "-ffdx", "--quiet"),
+        cwd=checkout,
+        budget=budget,
+        subject=subject,
+        action="removing untracked files from the checkout",
+    )
+    sha = _head_sha(checkout, budget=budget, subject=subject)
+    if sha is None:
+        raise OpsRepoError(f"{subject.description}: no commit is checked out after the reset")
+    return sha
+
+
+def _sync_blocking(
+    *, name: str, url: str, branch: str, repos_dir: Path, budget: Budget
+) -> SyncResult:
+    subject = Subject.for_repo(name=name, url=url, branch=branch)
+    # git runs with the checkout as its working directory: every path it gets must be absolute.
+    repos_dir = repos_dir.absolute()
+    checkout = checkout_dir(repos_dir=repos_dir, name=name)
+    try:
+        repos_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OpsRepoError(f"{subject.description}: cannot create {repos_dir}") from exc
+    with layout.exclusive(repos_dir=repos_dir, name=name, budget=budget, subject=subject):
+        layout.remove_leftovers(repos_dir=repos_dir, name=name)
+
+        def clone() -> str:
+            return _clone_into_place(
+                url=url,
+                branch=branch,
+                repos_dir=repos_dir,
+                name=name,
+                budget=budget,
+                subject=subject,
+            )
+
+        before = _head_sha(checkout, budget=budget, subject=subject)
+        if before is None:
+            # No checkout, or one a crash left unusable: start again from a clean clone.
+            sha = clone()
+            return SyncResult(checkout=checkout, sha=sha, changed=True)
+        _point_origin_at(checkout, url=url, budget=budget, subject=subject)
+        try:
+            sha = _fetch_and_reset(checkout, branch=branch, budget=budget, subject=subject)
+        except OpsRepoError as exc:
+            if budget.exhausted() or is_fetch_failure(exc):
+                raise
+            # The fetch worked but the working tree could not be reset (say, an index.lock
+            # left by a crash): rebuild the checkout from a fresh clone instead of failing forever.
+            sha = clone()
+        return SyncResult(checkout=checkout, sha=sha, changed=sha != before)
+
+
+async def sync_repo(
+    *, name: str, url: str, branch: str, repos_dir: Path, timeout_s: float = 60.0
+) -> SyncResult:
+    """Bring ``repos_dir / name`` to the tip of ``branch`` at ``url``; clone it the first time.
+
+    The returned ``checkout`` is an absolute path.
+
+    Raises InputError for an invalid name, URL or branch, and OpsRepoError for anything git or
+    the file system refuses, or when the whole sync takes longer than ``timeout_s`` (git is then
+    killed).  On a failed fetch the existing checkout is left exactly as it was.
+    """
+    checkout_dir(repos_dir=repos_dir, name=name)
+    validate_repo_url(url)
+    _validate_branch(branch)
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise InputError(f"the ops repo sync timeout must be a positive number, not {timeout_s}")
+    cancelled = threading.Event()
+    budget = Budget.start(timeout_s, cancelled)
+    try:
+        return await asyncio.to_thread(
+            _sync_blocking, name=name, url=url, branch=branch, repos_dir=repos_dir, budget=budget
+        )
+    except asyncio.CancelledError:
+        # The thread cannot be interrupted, but it watches this flag and kills git promptly.
+        cancelled.set()
+        raise
