@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import ops_repo
+from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
 from reconciler.errors import ConfigError, DatabaseError, KubernetesError, ReconcilerError
 from reconciler.k8s import Kube
@@ -30,7 +31,6 @@ from reconciler.model import Checkout, Deployment, OpsRepo
 from reconciler.reconcile import Options, Outcome, reconcile
 from reconciler.render_pool import RenderPool
 from reconciler.settings import Settings
-from reconciler.store import NOTIFY_CHANNEL, Listener, Store
 
 log = get_logger("daemon")
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from reconciler import logs, ops_repo
 from reconciler.daemon import Daemon
+from reconciler.db import Store
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.k8s import Kube
 from reconciler.localpg import LocalPostgres
 from reconciler.model import Deployment
 from reconciler.output import format_table
 from reconciler.settings import Settings
-from reconciler.store import Store
 
 DATA_DIR = Path(".data")
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "ops_repos_example"

@@ -19,6 +19,7 @@ from typing import Any
 
 from reconciler import apply as apply_stage
 from reconciler import render as render_stage
+from reconciler.db import Store
 from reconciler.decide import RetryPolicy, failures_before, needs_apply, verb_for
 from reconciler.errors import DatabaseError, KubernetesError, ReconcilerError
 from reconciler.health import HealthStatus, wait_healthy
@@ -26,7 +27,6 @@ from reconciler.k8s import Kube
 from reconciler.logs import get_logger
 from reconciler.model import AttemptResult, Checkout, Deployment, ObjectRef, Verb
 from reconciler.render_pool import RenderPool
-from reconciler.store import Store
 
 log = get_logger("reconcile")
 
