@@ -34,8 +34,8 @@ from typing import Any, TextIO
 
 import asyncpg
 
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.localpg import LocalPostgres
-from reconciler.store import Store, asyncpg_dsn
 from reconciler.testing.fakekube import RequestRecord
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"

@@ -1,6 +1,6 @@
 """Alembic environment.
 
-reconciler runs migrations through ``reconciler.store.Store.migrate``, which hands Alembic an
+reconciler runs migrations through ``reconciler.db.Store.migrate``, which hands Alembic an
 open connection (``config.attributes["connection"]``) from the async engine.  The ``alembic``
 command line works too: it builds an async engine from ``sqlalchemy.url`` / DATABASE_URL.
 """
@@ -12,22 +12,18 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from reconciler.models import metadata
-
 config = context.config
 
 
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection, target_metadata=metadata, transaction_per_migration=True
-    )
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run_from_url() -> None:
     from reconciler import settings as settings_module
-    from reconciler.store import create_engine
+    from reconciler.db import create_engine
 
     url = config.get_main_option("sqlalchemy.url") or settings_module.from_env().database_url
     if not url:
@@ -44,7 +40,7 @@ def _run_from_url() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"), target_metadata=metadata, literal_binds=True
+        url=config.get_main_option("sqlalchemy.url"), target_metadata=None, literal_binds=True
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -22,7 +22,7 @@ from reconciler.settings import Settings
 
 if TYPE_CHECKING:
     # Imported lazily below: `reconciler render` must start fast, without SQLAlchemy/Alembic.
-    from reconciler.store import Store
+    from reconciler.db import Store
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _connect(settings: Settings) -> Store:
-    from reconciler.store import Store
+    from reconciler.db import Store
 
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")

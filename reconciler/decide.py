@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.model import Deployment, Verb
+from reconciler.model import AttemptResult, Deployment, Verb
 
 
 def verb_for(deployment: Deployment) -> Verb:
@@ -81,3 +81,43 @@ class RetryPolicy:
 def failures_before(deployment: Deployment) -> int:
     """Consecutive failures that count towards this attempt: a new desired state starts over."""
     return 0 if is_new_generation(deployment) else deployment.attempts
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowTransition:
+    """How recording an attempt changes its deployment row (``finish_attempt``'s parameters)."""
+
+    current_status: str
+    """'healthy', 'stopped' or 'failed'; 'syncing' while the next attempt decides."""
+    observes: bool
+    """Whether ``observed_generation`` moves (to :attr:`observed_generation`)."""
+    observed_generation: int
+    records_current: bool
+    """Whether current_image_ref, current_values, current_sha and applied_digest take the
+    attempt's values: the cluster now holds what the attempt applied (or stopped)."""
+    applied_digest: str | None
+    deployed: bool
+    """Whether ``deployed_at`` becomes now."""
+    restores_desired: bool
+    """A healthy rollback: the desired state takes the rolled-back-to image and values and
+    returns to 'active'."""
+
+
+def row_transition(result: AttemptResult, *, generation: int) -> RowTransition:
+    """What ``result`` of an attempt at ``generation`` does to the deployment row."""
+    healthy = result.status == "healthy"
+    unfinished = result.status in ("superseded", "interrupted")
+    current_status = {"healthy": "healthy", "stopped": "stopped"}.get(result.status, "failed")
+    restores = result.restore_desired and healthy
+    return RowTransition(
+        # Superseded or interrupted: the next attempt decides the status; still rolling.
+        current_status="syncing" if unfinished else current_status,
+        observes=not unfinished,
+        # A restore changes the desired state, so the trigger bumps generation by one; the
+        # daemon made that change, so it is observed already.
+        observed_generation=generation + 1 if restores else generation,
+        records_current=result.status in ("healthy", "stopped", "failed"),
+        applied_digest=result.digest if healthy else None,
+        deployed=healthy,
+        restores_desired=restores,
+    )

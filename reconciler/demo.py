@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reconciler import logs
 from reconciler.daemon import Daemon
+from reconciler.db import Store
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.k8s import Kube
 from reconciler.localpg import LocalPostgres
@@ -25,7 +26,6 @@ from reconciler.model import Deployment
 from reconciler.output import format_table
 from reconciler.repos import publish as ops_repo
 from reconciler.settings import Settings
-from reconciler.store import Store
 
 DATA_DIR = Path(".data")
 EXAMPLE_DIR = Path(__file__).resolve().parent.parent / "ops_repos_example"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from reconciler.store import Store
+from reconciler.db import Store
 from reconciler.testing.pg import TestDatabases
 
 

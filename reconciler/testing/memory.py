@@ -299,7 +299,7 @@ class InMemoryStore:
             "attempts": result.attempts,
             "next_attempt_at": result.next_attempt_at,
         }
-        if t.observed_generation is not None:
+        if t.observes:
             changes["observed_generation"] = t.observed_generation
         if t.records_current:
             changes.update(

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.localpg import LocalPostgres
-from reconciler.store import Store, asyncpg_dsn
 
 TEMPLATE = "reconciler_template"
 

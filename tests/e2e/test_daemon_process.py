@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.store import Store
+from reconciler.db import Store
 from tests.integration.conftest import OpsRepoDir
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from reconciler.daemon import Daemon
+from reconciler.db import Store
 from reconciler.k8s import Kube
 from reconciler.model import Deployment
 from reconciler.settings import Settings
-from reconciler.store import Store
 from reconciler.testing.fakekube import FakeKube
 
 APP_TEMPLATES = {

@@ -6,8 +6,8 @@ import asyncio
 
 import asyncpg
 
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.model import AttemptResult
-from reconciler.store import Store, asyncpg_dsn
 
 
 async def _deployments(store: Store, count: int) -> int:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from reconciler.store import Store, asyncpg_dsn
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.testing.fakekube import FakeKube
 from tests.integration.conftest import OpsRepoDir, Pipeline, open_pipeline
 

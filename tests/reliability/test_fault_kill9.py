@@ -12,7 +12,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from reconciler.store import Store, asyncpg_dsn
+from reconciler.db import Store, asyncpg_dsn
+from reconciler.testing.dbtools import counts_by_status
 from reconciler.testing.fakekube import FakeKube
 from tests.integration.conftest import OpsRepoDir
 from tests.reliability.conftest import (
@@ -105,7 +106,7 @@ async def test_kill_9_at_random_moments_closes_each_interrupted_attempt_once(
         open_now = await _open_attempts(store)
         kills_with_open_attempts += bool(open_now)
         left_open |= open_now
-        healthy_at_last_kill = (await store.counts_by_status()).get("healthy", 0)
+        healthy_at_last_kill = (await counts_by_status(store)).get("healthy", 0)
 
     final = DaemonProcess(
         env=env(daemon_id="pod-final", concurrency=16),

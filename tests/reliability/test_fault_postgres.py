@@ -14,9 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.errors import DatabaseError
 from reconciler.localpg import LocalPostgres
-from reconciler.store import Store, asyncpg_dsn
 from reconciler.testing.fakekube import FakeKube
 from tests.integration.conftest import OpsRepoDir
 from tests.reliability.conftest import (

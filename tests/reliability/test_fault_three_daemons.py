@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from reconciler.store import Store, asyncpg_dsn
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.testing.fakekube import FakeKube
 from tests.integration.conftest import OpsRepoDir
 from tests.reliability.conftest import (

@@ -1,0 +1,208 @@
+"""The daemon's side of ``deployments``: the lease and attempt state machine.
+
+The daemon never keeps a transaction open while it talks to Kubernetes: it claims work in a short
+transaction (``FOR UPDATE SKIP LOCKED`` plus a lease), and records the outcome of an attempt, with
+its history row, in another.  Every transition after the claim is guarded by the claim, so a
+daemon whose lease was taken over writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from reconciler.db import rows
+from reconciler.db.connection import Transactional
+from reconciler.db.queries import query
+from reconciler.decide import row_transition
+from reconciler.model import AttemptResult, Deployment
+
+_INTERRUPTED = "the daemon running this attempt stopped before it finished"
+
+
+class Attempts(Transactional):
+    async def claim(
+        self,
+        *,
+        daemon_id: str,
+        limit: int,
+        lease_s: float,
+        changed_repos: Mapping[int, str] | None = None,
+        in_flight: Sequence[int] = (),
+    ) -> list[Deployment]:
+        """Claim up to ``limit`` deployments that need work, for ``lease_s`` seconds.
+
+        Needing work: a new generation; a failed one whose retry is due; one left 'syncing' by a
+        daemon whose lease expired; or an active healthy or failed one whose ops repo moved to
+        another commit (``changed_repos``: repo id -> new sha): a commit may change its output,
+        or fix what made it fail.  Rows leased by another daemon are skipped,
+        and so are rows another transaction holds (SKIP LOCKED), so daemons never share work.
+
+        A claimed row still carrying an attempt (its daemon died mid-rollout) gets that attempt
+        closed as 'interrupted' in the same transaction, so it is closed exactly once.  A daemon
+        restarted under the same ``daemon_id`` takes its own rows back at once; ``in_flight``
+        names the rows this daemon is working on now, which it must not take again.
+        """
+        repo_ids = list(changed_repos or {})
+        params = {
+            "daemon_id": daemon_id,
+            "limit": limit,
+            "lease_s": lease_s,
+            "repo_ids": repo_ids,
+            "repo_shas": [changed_repos[i] for i in repo_ids] if changed_repos else [],
+            "in_flight": list(in_flight),
+        }
+        async with self._tx() as conn:
+            claimed = (await conn.execute(query("claim"), params)).all()
+            if not claimed:
+                return []
+            for row in claimed:
+                if row.attempt_started_at is not None:
+                    await conn.execute(
+                        query("close_interrupted"),
+                        {"id": row.id, "daemon": row.previous_owner, "message": _INTERRUPTED},
+                    )
+            found = await conn.execute(
+                query("claimed_deployments"), {"ids": [r.id for r in claimed]}
+            )
+            return [rows.deployment(r) for r in found]
+
+    async def renew_leases(
+        self, *, daemon_id: str, ids: Sequence[int], lease_s: float
+    ) -> dict[int, int]:
+        """Extend this daemon's leases; returns id -> current generation of the rows still ours,
+        so a long rollout learns when it has been superseded even if a NOTIFY was missed."""
+        if not ids:
+            return {}
+        params = {"ids": list(ids), "daemon_id": daemon_id, "lease_s": lease_s}
+        async with self._tx() as conn:
+            renewed = await conn.execute(query("renew_leases"), params)
+            return {r.id: r.generation for r in renewed}
+
+    async def mark_converged(
+        self, *, deployment_id: int, daemon_id: str, generation: int, sha: str | None
+    ) -> None:
+        """Nothing to apply (the rendered output is what is already applied and healthy): the
+        generation is observed and the commit recorded, with no history row (no attempt ran)."""
+        params = {"id": deployment_id, "daemon_id": daemon_id, "generation": generation, "sha": sha}
+        async with self._tx() as conn:
+            await conn.execute(query("mark_converged"), params)
+
+    async def start_attempt(
+        self, *, deployment_id: int, daemon_id: str, action: str, image_ref: str, generation: int
+    ) -> dt.datetime | None:
+        """Mark the deployment 'syncing' and remember the attempt, so that a crash leaves a
+        trace that the next claim closes as interrupted.  Returns the attempt's start time, or
+        None when the claim was lost."""
+        params = {
+            "id": deployment_id,
+            "daemon_id": daemon_id,
+            "action": action,
+            "image_ref": image_ref,
+            "generation": generation,
+        }
+        async with self._tx() as conn:
+            row = (await conn.execute(query("start_attempt"), params)).one_or_none()
+        return row.attempt_started_at if row else None
+
+    async def finish_attempt(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        started_at: dt.datetime,
+        generation: int,
+        result: AttemptResult,
+    ) -> bool:
+        """Record an attempt: the history row and the deployment's current_* columns in one
+        transaction, and release the claim.  Returns False (and writes nothing) if the attempt
+        is no longer ours: another daemon took the lease over and closed it as interrupted."""
+        attempt: dict[str, Any] = {
+            "daemon_id": daemon_id,
+            "started_at": started_at,
+            "image_ref": result.image_ref,
+            "values_override": json.dumps(result.values_override),
+            "sha": result.sha,
+            "message": result.message,
+        }
+        transition = asdict(row_transition(result, generation=generation))
+        row_params = {
+            **attempt,
+            **transition,
+            "id": deployment_id,
+            "attempts": result.attempts,
+            "next_attempt_at": result.next_attempt_at,
+        }
+        history_params = {
+            **attempt,
+            "deployment_id": deployment_id,
+            "daemon": daemon_id,
+            "generation": generation,
+            "action": result.action,
+            "status": result.status,
+            "digest": result.digest,
+        }
+        async with self._tx() as conn:
+            updated = (await conn.execute(query("finish_attempt"), row_params)).one_or_none()
+            if updated is None:
+                return False
+            await conn.execute(query("finish_attempt_history"), history_params)
+        return True
+
+    async def fail_without_attempt(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        generation: int,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        sha: str | None,
+        message: str,
+        attempts: int,
+        next_attempt_at: dt.datetime | None,
+    ) -> bool:
+        """An attempt that failed before touching the cluster (bad row, template error, no
+        checkout): recorded like any attempt, with one history row."""
+        started_at = await self.start_attempt(
+            deployment_id=deployment_id,
+            daemon_id=daemon_id,
+            action=action,
+            image_ref=image_ref,
+            generation=generation,
+        )
+        if started_at is None:
+            return False
+        return await self.finish_attempt(
+            deployment_id=deployment_id,
+            daemon_id=daemon_id,
+            started_at=started_at,
+            generation=generation,
+            result=AttemptResult(
+                action=action,
+                status="failed",
+                image_ref=image_ref,
+                values_override=values_override,
+                sha=sha,
+                digest=None,
+                message=message,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+            ),
+        )
+
+    async def recorded_status(
+        self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str
+    ) -> str | None:
+        """The status this daemon recorded for the attempt that started at ``started_at``, or
+        None.  After a write whose acknowledgement was lost, this tells whether it committed."""
+        params = {"deployment_id": deployment_id, "started_at": started_at, "daemon": daemon_id}
+        async with self._tx() as conn:
+            status: str | None = (
+                await conn.execute(query("recorded_status"), params)
+            ).scalar_one_or_none()
+            return status

@@ -1,0 +1,344 @@
+-- Every statement reconciler runs, one named block each.
+--
+-- A block is `-- name: <name>`, then comment lines saying what it does and what must hold for
+-- it to apply (its precondition), then the statement.  Binds are `:name`; reconciler/db/queries.py
+-- loads the blocks as SQLAlchemy text.  Parameters reach the server untyped, so SQL casts them
+-- where the context does not say their type (arrays, jsonb, timestamps).  jsonb parameters are
+-- JSON text.  The schema itself lives in migrations/ only; a test PREPAREs every block against
+-- the migrated schema, so this file and the schema cannot drift apart.
+--
+-- Keep bind names out of comments: SQLAlchemy would read them as binds.
+
+
+-- ============================================================== connections
+
+-- name: ping
+-- Check the server answers (Store.connect, the listener's liveness check).  Always applies.
+SELECT 1;
+
+
+-- ============================================================== ops repos
+
+-- name: add_ops_repo
+-- Register an ops repo.  The name must be new; CHECK constraints vet name, URL and path.
+INSERT INTO ops_repos (name, repo_url, branch, path, sync_interval_s)
+VALUES (:name, :repo_url, :branch, :path, :sync_interval_s)
+RETURNING id, name, repo_url, branch, path, sync_interval_s,
+          last_synced_at, last_sha, last_error;
+
+-- name: list_ops_repos
+-- Every ops repo, by name.  Always applies.
+SELECT id, name, repo_url, branch, path, sync_interval_s, last_synced_at, last_sha, last_error
+FROM ops_repos
+ORDER BY name;
+
+-- name: get_ops_repo
+-- One ops repo by name; no row when there is none.
+SELECT id, name, repo_url, branch, path, sync_interval_s, last_synced_at, last_sha, last_error
+FROM ops_repos
+WHERE name = :name;
+
+-- name: ops_repos_by_id
+-- The ops repos among the given ids (unknown ids are left out).
+SELECT id, name, repo_url, branch, path, sync_interval_s, last_synced_at, last_sha, last_error
+FROM ops_repos
+WHERE id = ANY(CAST(:ids AS bigint[]));
+
+-- name: ops_repos_due_for_sync
+-- Repos some deployment uses whose last sync is older than their interval (or never ran).
+SELECT r.id, r.name, r.repo_url, r.branch, r.path, r.sync_interval_s,
+       r.last_synced_at, r.last_sha, r.last_error
+FROM ops_repos r
+WHERE (r.last_synced_at IS NULL
+       OR r.last_synced_at + make_interval(secs => r.sync_interval_s) <= now())
+  AND EXISTS (SELECT 1 FROM deployments d WHERE d.ops_repo_id = r.id)
+ORDER BY r.id;
+
+-- name: record_repo_sync
+-- After a sync attempt: a success (sha given) records the sha; a failure (sha NULL) keeps the
+-- last good one.  Either way the error is recorded as given (NULL clears it).
+UPDATE ops_repos
+SET last_synced_at = now(),
+    last_error = :error,
+    last_sha = COALESCE(:sha, last_sha)
+WHERE id = :repo_id;
+
+
+-- ============================================================== writers' side
+
+-- name: upsert_deployment
+-- What a pipeline does: insert the deployment, or update the desired state of the existing
+-- (project, environment).  An empty or NULL namespace leaves an existing one alone (the trigger
+-- defaults it on insert); the trigger bumps generation when the desired state changed.
+INSERT INTO deployments (project, environment, ops_repo_id, image_ref, namespace,
+                         values_override, desired_status)
+VALUES (:project, :environment, :ops_repo_id, :image_ref, :namespace,
+        CAST(:values_override AS jsonb), :desired_status)
+ON CONFLICT ON CONSTRAINT deployments_project_environment_key DO UPDATE
+SET ops_repo_id = EXCLUDED.ops_repo_id,
+    image_ref = EXCLUDED.image_ref,
+    values_override = EXCLUDED.values_override,
+    desired_status = EXCLUDED.desired_status,
+    namespace = CASE WHEN NULLIF(CAST(:namespace AS text), '') IS NULL
+                     THEN deployments.namespace ELSE EXCLUDED.namespace END
+RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+          desired_status, current_status, current_image_ref, current_sha, current_values,
+          deployed_at, status_message, generation, observed_generation, claimed_by,
+          lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+          attempt_generation, attempts, next_attempt_at, applied_digest;
+
+-- name: set_desired
+-- Change the desired-state columns flagged set_*, leaving the others as they are; no row when
+-- the deployment does not exist.  A NULL namespace lets the trigger default it again.
+UPDATE deployments
+SET image_ref = CASE WHEN :set_image_ref THEN CAST(:image_ref AS text) ELSE image_ref END,
+    desired_status = CASE WHEN :set_desired_status
+                          THEN CAST(:desired_status AS text) ELSE desired_status END,
+    values_override = CASE WHEN :set_values_override
+                           THEN CAST(:values_override AS jsonb) ELSE values_override END,
+    namespace = CASE WHEN :set_namespace THEN CAST(:namespace AS text) ELSE namespace END,
+    ops_repo_id = CASE WHEN :set_ops_repo_id
+                       THEN CAST(:ops_repo_id AS bigint) ELSE ops_repo_id END
+WHERE project = :project AND environment = :environment
+RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+          desired_status, current_status, current_image_ref, current_sha, current_values,
+          deployed_at, status_message, generation, observed_generation, claimed_by,
+          lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+          attempt_generation, attempts, next_attempt_at, applied_digest;
+
+
+-- ============================================================== state transitions
+--
+-- A deployment row moves: needing work -> claimed (claimed_by, lease_expires_at) -> attempt
+-- started (current_status 'syncing', attempt_*) -> attempt finished (current_*, claim released,
+-- one history row).  Every transition after the claim names the claiming daemon in its WHERE,
+-- so a daemon whose lease was taken over writes nothing.
+
+-- name: claim
+-- Lease up to the limit of rows needing work: a new generation; a failure whose retry is due;
+-- a row left 'syncing'; an active healthy or failed row whose ops repo moved to another commit.
+-- Precondition: no live lease of another daemon, not in this daemon's in-flight set, and not
+-- locked by another transaction (SKIP LOCKED).  Returns the previous owner, whose open attempt
+-- (attempt_started_at set) the caller closes with close_interrupted in the same transaction.
+WITH candidates AS (
+    SELECT d.id, d.claimed_by AS previous_owner FROM deployments d
+    -- Two branches, each served by its own index (the partial deployments_needing_work, and
+    -- deployments_ops_repo_id), so a converged fleet costs an index probe, not a scan.
+    WHERE d.id IN (
+        SELECT id FROM deployments
+        WHERE (generation <> observed_generation
+               OR current_status IN ('syncing', 'failed'))
+          AND (generation <> observed_generation
+               OR current_status = 'syncing'
+               OR next_attempt_at <= now())
+        UNION
+        SELECT id FROM deployments
+        WHERE ops_repo_id = ANY(CAST(:repo_ids AS bigint[]))
+          AND desired_status = 'active'
+          AND current_status IN ('healthy', 'failed')
+          AND current_sha IS DISTINCT FROM
+              (CAST(:repo_shas AS text[]))[
+                  array_position(CAST(:repo_ids AS bigint[]), ops_repo_id)])
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()
+           OR d.claimed_by = :daemon_id)
+      AND d.id <> ALL(CAST(:in_flight AS bigint[]))
+    ORDER BY d.id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deployments d
+SET claimed_by = :daemon_id,
+    lease_expires_at = now() + make_interval(secs => :lease_s)
+FROM candidates c
+WHERE d.id = c.id
+RETURNING d.id, d.attempt_started_at, c.previous_owner;
+
+-- name: close_interrupted
+-- Close the attempt a dead daemon left open: write its 'interrupted' history row and clear the
+-- attempt.  Precondition: the row still carries an attempt (attempt_started_at set); otherwise
+-- nothing happens, so an attempt is closed exactly once.
+WITH old AS (
+    SELECT id, attempt_started_at, attempt_action, attempt_image_ref,
+           attempt_generation, values_override
+    FROM deployments
+    WHERE id = :id AND attempt_started_at IS NOT NULL
+    FOR UPDATE
+), closed AS (
+    UPDATE deployments d
+    SET attempt_started_at = NULL, attempt_action = NULL,
+        attempt_image_ref = NULL, attempt_generation = NULL
+    FROM old
+    WHERE d.id = old.id
+    RETURNING old.*
+)
+INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref,
+                                values_override, message, daemon, started_at,
+                                finished_at, duration_ms)
+SELECT id, attempt_generation, attempt_action, 'interrupted', attempt_image_ref,
+       values_override, :message, :daemon, attempt_started_at, now(),
+       LEAST(extract(epoch FROM now() - attempt_started_at) * 1000, 2147483647)::int
+FROM closed;
+
+-- name: claimed_deployments
+-- The rows just claimed, as read after their interrupted attempts were closed, by id.
+SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+       desired_status, current_status, current_image_ref, current_sha, current_values,
+       deployed_at, status_message, generation, observed_generation, claimed_by,
+       lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+       attempt_generation, attempts, next_attempt_at, applied_digest
+FROM deployments
+WHERE id = ANY(CAST(:ids AS bigint[]))
+ORDER BY id;
+
+-- name: renew_leases
+-- Extend this daemon's leases.  Precondition: the row is still claimed by this daemon; returns
+-- the current generation of those rows, so a long rollout learns it was superseded.
+UPDATE deployments
+SET lease_expires_at = now() + make_interval(secs => :lease_s)
+WHERE id = ANY(CAST(:ids AS bigint[])) AND claimed_by = :daemon_id
+RETURNING id, generation;
+
+-- name: mark_converged
+-- Nothing to apply: the generation is observed, the commit recorded and the claim released,
+-- with no history row (no attempt ran).  Precondition: claimed by this daemon.
+UPDATE deployments
+SET observed_generation = :generation,
+    current_sha = :sha,
+    claimed_by = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND claimed_by = :daemon_id;
+
+-- name: start_attempt
+-- Mark the row 'syncing' and remember the attempt, so a crash leaves a trace the next claim
+-- closes as interrupted.  Precondition: claimed by this daemon; returns the attempt's start.
+UPDATE deployments
+SET current_status = 'syncing',
+    status_changed_at = CASE WHEN current_status = 'syncing'
+                             THEN status_changed_at ELSE now() END,
+    attempt_started_at = clock_timestamp(), attempt_action = :action,
+    attempt_image_ref = :image_ref, attempt_generation = :generation
+WHERE id = :id AND claimed_by = :daemon_id
+RETURNING attempt_started_at;
+
+-- name: finish_attempt
+-- Record how an attempt ended on the row and release the claim; the flags and values come from
+-- reconciler.decide.row_transition.  Precondition: the attempt that started at started_at is
+-- still this daemon's (no row otherwise: another daemon took over and closed it).  The trigger
+-- bumps generation when a rollback restores the desired state; observed_generation then
+-- already names the bumped one.
+UPDATE deployments
+SET current_status = :current_status,
+    status_changed_at = CASE WHEN current_status = :current_status
+                             THEN status_changed_at ELSE now() END,
+    status_message = :message,
+    attempt_started_at = NULL, attempt_action = NULL,
+    attempt_image_ref = NULL, attempt_generation = NULL,
+    claimed_by = NULL, lease_expires_at = NULL,
+    attempts = :attempts,
+    next_attempt_at = CAST(:next_attempt_at AS timestamptz),
+    observed_generation = CASE WHEN :observes
+                               THEN CAST(:observed_generation AS bigint)
+                               ELSE observed_generation END,
+    current_image_ref = CASE WHEN :records_current
+                             THEN CAST(:image_ref AS text) ELSE current_image_ref END,
+    current_values = CASE WHEN :records_current
+                          THEN CAST(:values_override AS jsonb) ELSE current_values END,
+    current_sha = CASE WHEN :records_current THEN CAST(:sha AS text) ELSE current_sha END,
+    applied_digest = CASE WHEN :records_current
+                          THEN CAST(:applied_digest AS text) ELSE applied_digest END,
+    deployed_at = CASE WHEN :deployed THEN now() ELSE deployed_at END,
+    image_ref = CASE WHEN :restores_desired THEN CAST(:image_ref AS text) ELSE image_ref END,
+    values_override = CASE WHEN :restores_desired
+                           THEN CAST(:values_override AS jsonb) ELSE values_override END,
+    desired_status = CASE WHEN :restores_desired THEN 'active' ELSE desired_status END
+WHERE id = :id AND claimed_by = :daemon_id
+  AND attempt_started_at = CAST(:started_at AS timestamptz)
+RETURNING id;
+
+-- name: finish_attempt_history
+-- The history row of the attempt finish_attempt just recorded, in the same transaction.
+-- Precondition: finish_attempt returned the row.
+INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref, sha,
+                                values_override, digest, message, daemon, started_at,
+                                finished_at, duration_ms)
+VALUES (:deployment_id, :generation, :action, :status, :image_ref, :sha,
+        CAST(:values_override AS jsonb), :digest, :message, :daemon,
+        CAST(:started_at AS timestamptz), clock_timestamp(),
+        LEAST(extract(epoch FROM clock_timestamp() - CAST(:started_at AS timestamptz)) * 1000,
+              2147483647)::int);
+
+-- name: recorded_status
+-- The status this daemon recorded for the attempt that started at started_at; no row if none.
+-- After a write whose acknowledgement was lost, this tells whether it committed.
+SELECT status
+FROM deployment_history
+WHERE deployment_id = :deployment_id
+  AND started_at = CAST(:started_at AS timestamptz)
+  AND daemon = :daemon;
+
+
+-- ============================================================== read models
+
+-- name: get_deployment
+-- One deployment by (project, environment); no row when there is none.
+SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+       desired_status, current_status, current_image_ref, current_sha, current_values,
+       deployed_at, status_message, generation, observed_generation, claimed_by,
+       lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+       attempt_generation, attempts, next_attempt_at, applied_digest
+FROM deployments
+WHERE project = :project AND environment = :environment;
+
+-- name: get_deployment_by_id
+-- One deployment by id; no row when there is none.
+SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+       desired_status, current_status, current_image_ref, current_sha, current_values,
+       deployed_at, status_message, generation, observed_generation, claimed_by,
+       lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+       attempt_generation, attempts, next_attempt_at, applied_digest
+FROM deployments
+WHERE id = :id;
+
+-- name: list_deployments
+-- Every deployment, by project and environment.  Always applies.
+SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+       desired_status, current_status, current_image_ref, current_sha, current_values,
+       deployed_at, status_message, generation, observed_generation, claimed_by,
+       lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+       attempt_generation, attempts, next_attempt_at, applied_digest
+FROM deployments
+ORDER BY project, environment;
+
+-- name: last_healthy
+-- The newest healthy deploy or rollback of an image other than the one given (rollback target).
+SELECT id, deployment_id, generation, action, status, image_ref, sha, values_override, digest,
+       message, daemon, started_at, finished_at, duration_ms
+FROM deployment_history
+WHERE deployment_id = :deployment_id
+  AND status = 'healthy'
+  AND action IN ('deploy', 'rollback')
+  AND image_ref <> :other_than_image
+ORDER BY id DESC
+LIMIT 1;
+
+-- name: history
+-- The newest attempts of one deployment, newest first, at most the limit.
+SELECT id, deployment_id, generation, action, status, image_ref, sha, values_override, digest,
+       message, daemon, started_at, finished_at, duration_ms
+FROM deployment_history
+WHERE deployment_id = :deployment_id
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: status_rows
+-- The deployment_status view, as humans read it.  Always applies.
+SELECT * FROM deployment_status;
+
+
+-- ============================================================== tests' tools
+
+-- name: counts_by_status
+-- How many deployments are in each current_status (reconciler.testing.dbtools).
+SELECT current_status, count(*) AS count
+FROM deployments
+GROUP BY current_status;

@@ -1,0 +1,21 @@
+"""Result rows as the shared dataclasses of :mod:`reconciler.model`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.model import Deployment, HistoryEntry, OpsRepo
+
+
+def deployment(row: sa.Row[Any]) -> Deployment:
+    return Deployment(**row._mapping)
+
+
+def ops_repo(row: sa.Row[Any]) -> OpsRepo:
+    return OpsRepo(**row._mapping)
+
+
+def history_entry(row: sa.Row[Any]) -> HistoryEntry:
+    return HistoryEntry(**row._mapping)

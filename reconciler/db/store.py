@@ -1,0 +1,46 @@
+"""The database, for the daemon and the CLI: one class composed of its parts."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reconciler.db import admin
+from reconciler.db.attempts import Attempts
+from reconciler.db.connection import create_engine
+from reconciler.db.ops_repos import OpsRepos
+from reconciler.db.queries import query
+from reconciler.db.reads import Reads
+from reconciler.db.writers import Writers
+from reconciler.errors import DatabaseError
+
+
+class Store(OpsRepos, Writers, Attempts, Reads):
+    """The database, for the daemon and the CLI.  Create with :meth:`connect`."""
+
+    def __init__(self, *, url: str, engine: AsyncEngine) -> None:
+        self.url = url
+        self.engine = engine
+
+    @classmethod
+    async def connect(cls, url: str, *, pool_size: int = 10) -> Store:
+        """Open the engine and check the server answers, with an error naming the host."""
+        store = cls(url=url, engine=create_engine(url, pool_size=pool_size))
+        try:
+            async with store._tx() as conn:
+                await conn.execute(query("ping"))
+        except DatabaseError:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (idempotent)."""
+        async with self._tx() as conn:
+            await admin.migrate(conn, revision)
+
+    async def current_revision(self) -> str | None:
+        async with self._tx() as conn:
+            return await admin.current_revision(conn)

@@ -1,0 +1,84 @@
+"""The writers' side of ``deployments``: what a pipeline (or the CLI) changes, desired state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.db import rows
+from reconciler.db.connection import Transactional
+from reconciler.db.errors import refused_write, shown
+from reconciler.db.queries import query
+from reconciler.errors import DatabaseError, InputError
+from reconciler.model import Deployment
+
+DESIRED_STATE_COLUMNS = (
+    "image_ref",
+    "desired_status",
+    "values_override",
+    "namespace",
+    "ops_repo_id",
+)
+
+
+class Writers(Transactional):
+    async def upsert_deployment(
+        self,
+        *,
+        project: str,
+        environment: str,
+        ops_repo_id: int,
+        image_ref: str,
+        namespace: str | None = None,
+        values_override: Any = None,
+        desired_status: str = "active",
+    ) -> Deployment:
+        """What a pipeline does: INSERT ... ON CONFLICT (project, environment) DO UPDATE."""
+        params = {
+            "project": project,
+            "environment": environment,
+            "ops_repo_id": ops_repo_id,
+            "image_ref": image_ref,
+            "namespace": namespace,
+            "values_override": json.dumps({} if values_override is None else values_override),
+            "desired_status": desired_status,
+        }
+        try:
+            async with self._tx() as conn:
+                row = (await conn.execute(query("upsert_deployment"), params)).one()
+        except DatabaseError as exc:
+            what = f"deployment {shown(project)}/{shown(environment)}"
+            raise refused_write(exc, what) from exc
+        return rows.deployment(row)
+
+    async def set_desired(self, *, project: str, environment: str, **changes: Any) -> Deployment:
+        """Change desired-state columns of one deployment (the CLI and tests use this)."""
+        unknown = set(changes) - set(DESIRED_STATE_COLUMNS)
+        if unknown:
+            raise InputError(f"not a desired-state column: {', '.join(sorted(unknown))}")
+        params = set_desired_params(changes)
+        try:
+            async with self._tx() as conn:
+                row = (
+                    await conn.execute(
+                        query("set_desired"),
+                        {"project": project, "environment": environment, **params},
+                    )
+                ).one_or_none()
+        except DatabaseError as exc:
+            what = f"deployment {shown(project)}/{shown(environment)}"
+            raise refused_write(exc, what) from exc
+        if row is None:
+            raise InputError(f"no deployment {project}/{environment}")
+        return rows.deployment(row)
+
+
+def set_desired_params(changes: dict[str, Any]) -> dict[str, Any]:
+    """The ``set_desired`` statement's parameters: a ``set_<column>`` flag and a value for each
+    desired-state column (values_override as JSON text)."""
+    params: dict[str, Any] = {}
+    for column in DESIRED_STATE_COLUMNS:
+        params[f"set_{column}"] = column in changes
+        value = changes.get(column)
+        params[column] = json.dumps(value) if column == "values_override" else value
+    return params
