@@ -185,3 +185,29 @@ class ObjectRef:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+DEFAULT_DENIED_KINDS = (
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+)
+"""Kinds no deployment may apply anywhere unless its ops repo's policy says otherwise: each can
+take over the cluster (intercept every write, or grant any permission)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoPolicy:
+    """``ops_repo_policies``: what the deployments of one ops repo may touch, set by whoever
+    administers the database (never by the ops repo's editors nor by pipelines)."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces beyond each deployment's own that its objects (and its ``namespace`` column)
+    may name; an entry ending in ``*`` is a prefix."""
+    cluster_kinds: tuple[str, ...] = ()
+    """Cluster-scoped kinds its deployments may apply (their own Namespace is always allowed)."""
+    denied_kinds: tuple[str, ...] = DEFAULT_DENIED_KINDS
+    """Kinds refused everywhere, even when ``cluster_kinds`` names them."""
