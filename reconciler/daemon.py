@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import ops_repo
+from reconciler.cluster.kube import Kube
 from reconciler.decide import RetryPolicy
 from reconciler.errors import ConfigError, DatabaseError, KubernetesError, ReconcilerError
-from reconciler.k8s import Kube
 from reconciler.logs import get_logger
 from reconciler.model import Checkout, Deployment, OpsRepo
 from reconciler.reconcile import Options, Outcome, reconcile

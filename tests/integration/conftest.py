@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from reconciler.cluster.kube import Kube
 from reconciler.daemon import Daemon
-from reconciler.k8s import Kube
 from reconciler.model import Deployment
 from reconciler.settings import Settings
 from reconciler.store import Store

@@ -1,4 +1,4 @@
-"""Apply a rendered set to the cluster in a safe order, through :mod:`reconciler.k8s`."""
+"""Apply a rendered set to the cluster in a safe order, through :mod:`reconciler.cluster.kube`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reconciler.cluster.kube import Kube
 from reconciler.errors import kubernetes_error
-from reconciler.k8s import Kube
 from reconciler.model import ObjectRef
 
 # Objects others depend on go first: a Pod cannot mount a ConfigMap that does not exist yet, and a
