@@ -19,10 +19,10 @@ from typing import Any
 
 from reconciler import render as render_stage
 from reconciler.cluster import apply as apply_stage
+from reconciler.cluster.health import HealthStatus, wait_healthy
 from reconciler.cluster.kube import Kube
 from reconciler.decide import RetryPolicy, failures_before, needs_apply, verb_for
 from reconciler.errors import DatabaseError, KubernetesError, ReconcilerError
-from reconciler.health import HealthStatus, wait_healthy
 from reconciler.logs import get_logger
 from reconciler.model import AttemptResult, Checkout, Deployment, ObjectRef, Verb
 from reconciler.render_pool import RenderPool

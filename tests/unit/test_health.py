@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from reconciler.errors import KubernetesError, RenderError, kubernetes_error
-from reconciler.health import (
+from reconciler.cluster.health import (
     Health,
     HealthStatus,
-    ObjectRef,
     assess,
     assess_workload_pods,
     pod_selector,
     wait_healthy,
 )
+from reconciler.errors import KubernetesError, RenderError, kubernetes_error
+from reconciler.model import ObjectRef
 
 Obj = dict[str, Any]
 
