@@ -17,10 +17,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from reconciler import logs
+from reconciler.cluster.kube import Kube
 from reconciler.daemon import Daemon
 from reconciler.db import Store
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.k8s import Kube
 from reconciler.localpg import LocalPostgres
 from reconciler.model import Deployment
 from reconciler.output import format_table

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from reconciler.cluster.kube import Kube
 from reconciler.daemon import Daemon
 from reconciler.db import Store
-from reconciler.k8s import Kube
 from reconciler.model import Deployment
 from reconciler.settings import Settings
 from reconciler.testing.fakekube import FakeKube

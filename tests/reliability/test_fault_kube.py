@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
+from reconciler.cluster.kube import Kube
 from reconciler.daemon import Daemon
-from reconciler.k8s import Kube
 from reconciler.testing.fakekube import RequestRecord
 from tests.integration.conftest import Pipeline
 from tests.reliability.conftest import FaultRow, add_projects, audit, converged, wait_until

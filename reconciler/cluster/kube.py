@@ -1,16 +1,15 @@
 """The Kubernetes API: the only module that imports ``kubernetes`` (its asyncio API).
 
 Every call goes through :meth:`Kube._call`, which retries what a retry can fix (connection errors,
-timeouts, 429 with Retry-After, 5xx) with exponential backoff and jitter, and turns every failure
-into :class:`reconciler.errors.KubernetesError` with the server's message and the client's
-exception chained as the cause.
+timeouts, 429 with Retry-After, 5xx) through :func:`reconciler.retry.retry` with exponential
+backoff and jitter, and turns every failure into :class:`reconciler.errors.KubernetesError` with
+the server's message and the client's exception chained as the cause.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import shutil
 import tempfile
 import time
@@ -28,6 +27,7 @@ from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from reconciler.errors import ConfigError, KubernetesError, kubernetes_error
 from reconciler.model import ObjectRef
+from reconciler.retry import Backoff, retry
 
 _T = TypeVar("_T")
 
@@ -44,6 +44,8 @@ _SERVER_OWNED_METADATA = (
     "deletionGracePeriodSeconds",
 )
 _TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
+# What the client raises when a request fails; _call turns each into a KubernetesError.
+_CLIENT_FAILURES = (ApiException, aiohttp.ClientError, OSError, TimeoutError)
 # The longest Retry-After honoured as asked; a server asking for more gets this much.
 _RETRY_AFTER_MAX_S = 60.0
 
@@ -74,16 +76,14 @@ class Kube:
         cache_dir: Path,
         request_timeout_s: float,
         max_retries: int,
-        retry_base_s: float,
-        retry_max_s: float,
+        backoff: Backoff,
     ) -> None:
         self._api = api
         self._dynamic = dynamic
         self._cache_dir = cache_dir
         self._request_timeout_s = request_timeout_s
         self._max_retries = max_retries
-        self._retry_base_s = retry_base_s
-        self._retry_max_s = retry_max_s
+        self._backoff = backoff
         self._discovery_lock = asyncio.Lock()
 
     @classmethod
@@ -98,22 +98,7 @@ class Kube:
         pool_size: int = 64,
     ) -> Kube:
         """Connect with ``kubeconfig``, else in-cluster config, else ``~/.kube/config``."""
-        configuration = Configuration()
-        try:
-            if kubeconfig:
-                await kube_config.load_kube_config(
-                    config_file=kubeconfig, client_configuration=configuration, persist_config=False
-                )
-            else:
-                try:
-                    kube_config.load_incluster_config(client_configuration=configuration)
-                except ConfigException:
-                    await kube_config.load_kube_config(
-                        client_configuration=configuration, persist_config=False
-                    )
-        except (ConfigException, OSError) as exc:
-            where = kubeconfig or "in-cluster config or ~/.kube/config"
-            raise ConfigError(f"cannot load Kubernetes configuration from {where}: {exc}") from exc
+        configuration = await _load_configuration(kubeconfig)
         configuration.connection_pool_maxsize = pool_size
         api = ApiClient(configuration=configuration)
         # A discovery cache per connection: the client's default file is shared by every
@@ -125,8 +110,7 @@ class Kube:
             cache_dir=cache_dir,
             request_timeout_s=request_timeout_s,
             max_retries=max_retries,
-            retry_base_s=retry_base_s,
-            retry_max_s=retry_max_s,
+            backoff=Backoff(base_s=retry_base_s, max_s=retry_max_s),
         )
         try:
             await kube._call("discover the API", kube._discover)
@@ -144,33 +128,23 @@ class Kube:
 
     # ------------------------------------------------------------ calls
 
-    async def apply(
-        self,
-        obj: Mapping[str, Any],
-        *,
-        field_manager: str,
-        force: bool = True,
-        dry_run: bool = False,
-    ) -> dict[str, Any]:
-        """Server-side apply ``obj``; returns the object as the server stored it."""
+    async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
+        """Server-side apply ``obj``, taking over conflicting fields; returns the object as the
+        server stored it."""
         body = strip_server_fields(obj)
         ref = ObjectRef.from_object(body)
 
         async def call() -> dict[str, Any]:
             resource = await self._resource(ref.api_version, ref.kind)
-            kwargs: dict[str, Any] = {}
-            if dry_run:
-                kwargs["dry_run"] = "All"
             result: dict[str, Any] = await self._dynamic.server_side_apply(
                 resource,
                 body=body,
                 name=ref.name,
                 namespace=ref.namespace if resource.namespaced else None,
                 field_manager=field_manager,
-                force_conflicts=force,
+                force_conflicts=True,
                 serializer=_raw,
                 _request_timeout=self._request_timeout_s,
-                **kwargs,
             )
             return result
 
@@ -233,20 +207,6 @@ class Kube:
 
         await self._call(f"scale {ref} to {replicas}", call)
 
-    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
-        """Whether the server serves ``kind`` in namespaces; None when it does not serve it."""
-
-        async def call() -> bool | None:
-            try:
-                resource = await self._resource(api_version, kind)
-            except KubernetesError as exc:
-                if exc.reason == "NotServed":
-                    return None
-                raise
-            return bool(resource.namespaced)
-
-        return await self._call(f"look up {kind} ({api_version})", call)
-
     async def refresh_discovery(self) -> None:
         """Forget cached discovery (after a CRD is Established)."""
         async with self._discovery_lock:
@@ -271,10 +231,9 @@ class Kube:
 
     async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``call`` with a timeout, retrying transient failures with backoff and jitter."""
-        attempt = 0
         deadline = time.monotonic() + self._request_timeout_s * (self._max_retries + 1)
-        while True:
-            attempt += 1
+
+        async def attempt() -> _T:
             try:
                 async with asyncio.timeout(self._request_timeout_s):
                     return await call()
@@ -283,26 +242,75 @@ class Kube:
                 raise kubernetes_error(
                     f"{what}: {exc}", status=exc.status, reason=exc.reason
                 ) from exc
-            except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-                error = _as_error(exc, what=what, timeout_s=self._request_timeout_s)
-                retry_after = _retry_after_s(exc)
-                if error.status not in _TRANSIENT_STATUSES:
-                    raise error from exc
-                if retry_after is not None:
-                    # The server said when to come back; it knows its load better than we do,
-                    # and coming back sooner only earns another refusal.  Waited out even past
-                    # the deadline, and before giving up too: whoever asks next (the next
-                    # health poll, the next attempt) must not come back sooner either.
-                    await asyncio.sleep(min(retry_after, _RETRY_AFTER_MAX_S))
-                    if attempt > self._max_retries:
-                        raise error from exc
-                    continue
-                # Exponential backoff with jitter keeps many reconciles from retrying in step.
-                backoff = min(self._retry_max_s, self._retry_base_s * 2 ** (attempt - 1))
-                delay = backoff * random.uniform(0.5, 1.0)
-                if attempt > self._max_retries or time.monotonic() + delay >= deadline:
-                    raise error from exc
-            await asyncio.sleep(delay)
+            except _CLIENT_FAILURES as exc:
+                raise _as_error(exc, what=what, timeout_s=self._request_timeout_s) from exc
+
+        try:
+            return await retry(
+                attempt,
+                decide=lambda error, tries: self._retry_delay(error, tries, deadline=deadline),
+                catch=(KubernetesError,),
+            )
+        except KubernetesError as error:
+            retry_after = _retry_after_s(_retryable_cause(error))
+            if retry_after is not None:
+                # Given up on a throttled request: its Retry-After is still waited out, since
+                # whoever asks next (the next health poll, the next attempt) must not come back
+                # sooner either.
+                await asyncio.sleep(min(retry_after, _RETRY_AFTER_MAX_S))
+            raise
+
+    def _retry_delay(self, error: BaseException, attempt: int, *, deadline: float) -> float | None:
+        """How long to wait before trying again after the ``attempt``-th failure; None: give up."""
+        cause = _retryable_cause(error)
+        if cause is None:
+            return None
+        retry_after = _retry_after_s(cause)
+        if retry_after is not None:
+            # The server said when to come back; it knows its load better than we do, and
+            # coming back sooner only earns another refusal.  Waited out even past the deadline.
+            if attempt > self._max_retries:
+                return None
+            return min(retry_after, _RETRY_AFTER_MAX_S)
+        # Exponential backoff with jitter keeps many reconciles from retrying in step.
+        delay = self._backoff.delay(attempt)
+        if attempt > self._max_retries or time.monotonic() + delay >= deadline:
+            return None
+        return delay
+
+
+async def _load_configuration(kubeconfig: str | None) -> Configuration:
+    """The client configuration from ``kubeconfig``, else in-cluster, else ``~/.kube/config``."""
+    configuration = Configuration()
+    try:
+        if kubeconfig:
+            await kube_config.load_kube_config(
+                config_file=kubeconfig, client_configuration=configuration, persist_config=False
+            )
+        else:
+            try:
+                kube_config.load_incluster_config(client_configuration=configuration)
+            except ConfigException:
+                await kube_config.load_kube_config(
+                    client_configuration=configuration, persist_config=False
+                )
+    except (ConfigException, OSError) as exc:
+        where = kubeconfig or "in-cluster config or ~/.kube/config"
+        raise ConfigError(f"cannot load Kubernetes configuration from {where}: {exc}") from exc
+    return configuration
+
+
+def _retryable_cause(error: BaseException) -> BaseException | None:
+    """The client's failure behind ``error`` when a retry may fix it; None otherwise (our own
+    errors, and answers that will not change)."""
+    cause = error.__cause__
+    if (
+        isinstance(error, KubernetesError)
+        and isinstance(cause, _CLIENT_FAILURES)
+        and error.status in _TRANSIENT_STATUSES
+    ):
+        return cause
+    return None
 
 
 def _as_error(exc: BaseException, *, what: str, timeout_s: float) -> KubernetesError:
@@ -351,7 +359,8 @@ def _status_message(exc: ApiException) -> tuple[str, str]:
     return "", reason
 
 
-def _retry_after_s(exc: BaseException) -> float | None:
+def _retry_after_s(exc: BaseException | None) -> float | None:
+    """The seconds the server's Retry-After header asks for, when it sent one."""
     if not isinstance(exc, ApiException) or not exc.headers:
         return None
     value = exc.headers.get("Retry-After")

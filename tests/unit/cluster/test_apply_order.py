@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.apply import apply_phases, scalable_workloads
+from reconciler.cluster.apply import apply_phases, scalable_workloads
 
 
 def _obj(kind: str, name: str, api_version: str = "v1") -> dict[str, Any]:

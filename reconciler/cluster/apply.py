@@ -1,4 +1,4 @@
-"""Apply a rendered set to the cluster in a safe order, through :mod:`reconciler.k8s`."""
+"""Apply a rendered set to the cluster in a safe order, through :mod:`reconciler.cluster.kube`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reconciler.cluster.kube import Kube
 from reconciler.errors import kubernetes_error
-from reconciler.k8s import Kube
 from reconciler.model import ObjectRef
+from reconciler.retry import poll_until
 
 # Objects others depend on go first: a Pod cannot mount a ConfigMap that does not exist yet, and a
 # custom resource cannot be created before its CRD is Established.
@@ -41,6 +42,7 @@ _PHASE_OF_KIND: dict[str, int] = {
 _LAST_PHASE = 5
 CRD_PHASE = 1
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})
+_CRD_POLL_INTERVAL_S = 0.2
 
 
 def apply_phases(objects: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
@@ -88,15 +90,21 @@ async def apply_all(
 
 async def _wait_established(kube: Kube, crd: Mapping[str, Any], *, timeout_s: float) -> None:
     ref = ObjectRef.from_object(crd)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
+
+    async def established() -> dict[str, Any] | None:
+        """The CRD once its Established condition is True; None before."""
         current = await kube.get(ref)
         conditions = ((current or {}).get("status") or {}).get("conditions") or []
         if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-            return
-        if loop.time() >= deadline:
-            raise kubernetes_error(
-                f"{ref} was not Established within {timeout_s:g}s", status=0, reason="Timeout"
-            )
-        await asyncio.sleep(0.2)
+            return current
+        return None
+
+    try:
+        # Annotated: mypy cannot solve poll_until's type variable from an async probe alone.
+        _established_crd: dict[str, Any] = await poll_until(
+            established, timeout_s=timeout_s, interval_s=_CRD_POLL_INTERVAL_S
+        )
+    except TimeoutError:
+        raise kubernetes_error(
+            f"{ref} was not Established within {timeout_s:g}s", status=0, reason="Timeout"
+        ) from None
