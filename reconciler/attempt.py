@@ -47,6 +47,7 @@ CONVERGED = "converged"
 UNRECORDED = "unrecorded"
 """An outcome status: the database could not be reached to record the attempt."""
 _LOST_MESSAGE = "the claim was taken over by another daemon"
+RECORD_BACKOFF = Backoff(base_s=0.5, max_s=10.0, jitter=0.8)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +60,7 @@ class Options:
     retry: decide.RetryPolicy
     daemon_id: str
     renderer: Renderer
-    record_backoff: Backoff = Backoff(base_s=0.5, max_s=10.0, jitter=0.8)
+    record_backoff: Backoff = RECORD_BACKOFF
     """Waiting out an unreachable database to record an attempt that touched the cluster."""
 
 
@@ -388,4 +389,3 @@ class Attempt:
 
     def _outcome(self, status: str, message: str) -> Outcome:
         return Outcome(deployment_id=self.d.id, status=str(status), message=message)
-

@@ -92,14 +92,7 @@ class DaemonStore(AttemptStore, Protocol):
 class Cluster(Protocol):
     """The Kubernetes API, as applying, health and stop use it."""
 
-    async def apply(
-        self,
-        obj: Mapping[str, Any],
-        *,
-        field_manager: str,
-        force: bool = True,
-        dry_run: bool = False,
-    ) -> dict[str, Any]: ...
+    async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]: ...
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
 

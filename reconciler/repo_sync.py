@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from reconciler.repos import checkout as ops_repo
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logs import get_logger
 from reconciler.model import Checkout, OpsRepo
 from reconciler.ports import DaemonStore
+from reconciler.repos import checkout as ops_repo
 
 log = get_logger("daemon")
 

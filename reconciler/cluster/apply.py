@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.cluster.kube import Kube
 from reconciler.errors import kubernetes_error
 from reconciler.model import ObjectRef
+from reconciler.ports import Cluster
 from reconciler.retry import poll_until
 
 # Objects others depend on go first: a Pod cannot mount a ConfigMap that does not exist yet, and a
@@ -64,7 +64,7 @@ def scalable_workloads(objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
 
 async def apply_all(
     *,
-    kube: Kube,
+    kube: Cluster,
     objects: Sequence[Mapping[str, Any]],
     namespace: str,
     field_manager: str,
@@ -88,7 +88,7 @@ async def apply_all(
             await kube.refresh_discovery()
 
 
-async def _wait_established(kube: Kube, crd: Mapping[str, Any], *, timeout_s: float) -> None:
+async def _wait_established(kube: Cluster, crd: Mapping[str, Any], *, timeout_s: float) -> None:
     ref = ObjectRef.from_object(crd)
 
     async def established() -> dict[str, Any] | None:

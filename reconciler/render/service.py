@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from reconciler.render.sources import load_project
 from reconciler.ports import RenderedManifests, RenderRequest
 from reconciler.render.pool import RenderPool
+from reconciler.render.sources import load_project
 
 
 class PoolRenderer:

@@ -140,7 +140,9 @@ class InMemoryStore:
 
     def _claimable(self, row: Deployment, *, daemon_id: str, now: dt.datetime) -> bool:
         return (
-            row.lease_expires_at is None or row.lease_expires_at < now or row.claimed_by == daemon_id
+            row.lease_expires_at is None
+            or row.lease_expires_at < now
+            or row.claimed_by == daemon_id
         )
 
     def _needs_work(self, row: Deployment, changed: Mapping[int, str], now: dt.datetime) -> bool:
@@ -170,7 +172,7 @@ class InMemoryStore:
     ) -> list[Deployment]:
         self._fault("claim")
         now = self.clock()
-        claimed = []
+        claimed: list[Deployment] = []
         for row in sorted(self.deployments.values(), key=lambda d: d.id):
             if len(claimed) >= limit:
                 break
@@ -283,9 +285,7 @@ class InMemoryStore:
             raise lost.error
         return True
 
-    def _apply_transition(
-        self, row: Deployment, *, generation: int, result: AttemptResult
-    ) -> None:
+    def _apply_transition(self, row: Deployment, *, generation: int, result: AttemptResult) -> None:
         t = row_transition(result, generation=generation)
         changes: dict[str, Any] = {
             "current_status": t.current_status,
@@ -452,30 +452,21 @@ class InMemoryCluster:
         self.applied: list[ObjectRef] = []
         self.scaled: list[tuple[ObjectRef, int]] = []
 
-    async def apply(
-        self,
-        obj: Mapping[str, Any],
-        *,
-        field_manager: str,
-        force: bool = True,
-        dry_run: bool = False,
-    ) -> dict[str, Any]:
+    async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
         ref = ObjectRef.from_object(obj)
-        live = json.loads(json.dumps(obj))
+        live: dict[str, Any] = json.loads(json.dumps(obj))
         live.setdefault("metadata", {})["generation"] = 1
         if obj.get("kind") == "Deployment":
             live["status"] = self._deployment_status(live)
-        if not dry_run:
-            self.objects[ref] = live
-            self.applied.append(ref)
+        self.objects[ref] = live
+        self.applied.append(ref)
         return live
 
     def _deployment_status(self, live: Mapping[str, Any]) -> dict[str, Any]:
         replicas = int((live.get("spec") or {}).get("replicas", 1))
         if self.rollout == "healthy":
-            ready = {"availableReplicas": replicas, "readyReplicas": replicas}
-            return {"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas}
-            | ready
+            counts = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
+            return {"observedGeneration": 1} | dict.fromkeys(counts, replicas)
         condition = {"type": "Progressing", "status": "Unknown", "reason": "ReplicaSetUpdated"}
         if self.rollout == "deadline":
             condition = {"type": "Progressing", "status": "False"}

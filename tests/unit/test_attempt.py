@@ -132,9 +132,10 @@ async def test_permanent_failure_parks_at_once() -> None:
 async def test_retries_end_parked_after_max_attempts() -> None:
     """The last allowed failure parks the deployment and says it gave up."""
     world = World(rollout="deadline")
-    for _ in range(2):
-        outcome = await world.attempt(max_attempts=2)
-        world.store._put(world.current, next_attempt_at=dt.datetime.now(dt.UTC))
+    await world.attempt(max_attempts=2)
+    assert world.current.next_attempt_at is not None
+    world.store._put(world.current, next_attempt_at=dt.datetime.now(dt.UTC))  # the retry is due
+    outcome = await world.attempt(max_attempts=2)
     assert outcome.status == "failed"
     assert world.current.attempts == 2
     assert world.current.next_attempt_at is None
@@ -157,7 +158,10 @@ async def test_lost_acknowledgement_is_recorded_exactly_once() -> None:
 async def test_unreachable_database_is_waited_out_to_record() -> None:
     """An attempt that touched the cluster waits for the database to record its outcome."""
     world = World()
-    world.store.faults["finish_attempt"] = [DatabaseUnavailable("away"), DatabaseUnavailable("away")]
+    world.store.faults["finish_attempt"] = [
+        DatabaseUnavailable("away"),
+        DatabaseUnavailable("away"),
+    ]
     outcome = await world.attempt()
     assert outcome.status == "healthy"
     assert [h.status for h in world.store.history_of(world.row.id)] == ["healthy"]

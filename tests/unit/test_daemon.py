@@ -17,7 +17,7 @@ from reconciler.testing.memory import (
     InMemoryRenderer,
     InMemoryStore,
 )
-from tests.support.waiting import wait_until
+from tests.support.waiting import eventually
 
 SETTINGS = Settings(
     daemon_id="unit-daemon",
@@ -82,12 +82,12 @@ async def test_notify_supersedes_the_rollout_in_flight() -> None:
     loop = Loop(rollout="hold")
     row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
     task = asyncio.create_task(loop.daemon.run())
-    await wait_until(lambda: loop.store.deployments[row.id].current_status == "syncing")
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "syncing")
     loop.cluster.rollout = "healthy"
     loop.store.set_desired(row.id, image_ref="web:2")
     assert loop.listener is not None
     loop.listener.notify(str(row.id))
-    await wait_until(lambda: loop.store.deployments[row.id].current_status == "healthy")
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "healthy")
     loop.daemon.stop()
     assert await asyncio.wait_for(task, timeout=5) == 0
     assert [h.status for h in loop.store.history_of(row.id)] == ["superseded", "healthy"]
@@ -99,9 +99,9 @@ async def test_lease_renewal_supersedes_without_a_notify() -> None:
     loop = Loop(rollout="hold", lease_s=0.3)
     row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
     task = asyncio.create_task(loop.daemon.run())
-    await wait_until(lambda: loop.store.deployments[row.id].current_status == "syncing")
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "syncing")
     loop.store.set_desired(row.id, image_ref="web:2")  # no notify
-    await wait_until(lambda: len(loop.store.history_of(row.id)) >= 1)
+    await eventually(lambda: len(loop.store.history_of(row.id)) >= 1)
     loop.daemon.stop()
     await asyncio.wait_for(task, timeout=5)
     assert loop.store.history_of(row.id)[0].status == "superseded"
@@ -113,7 +113,7 @@ async def test_stop_drains_then_records_in_flight_work_as_interrupted() -> None:
     loop = Loop(rollout="hold")
     row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
     task = asyncio.create_task(loop.daemon.run())
-    await wait_until(lambda: loop.store.deployments[row.id].current_status == "syncing")
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "syncing")
     loop.daemon.stop()
     assert await asyncio.wait_for(task, timeout=5) == 0
     assert [h.status for h in loop.store.history_of(row.id)] == ["interrupted"]
@@ -126,7 +126,9 @@ async def test_a_database_outage_does_not_stop_the_loop() -> None:
     row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
     loop.store.faults["claim"] = [DatabaseUnavailable("away"), DatabaseUnavailable("away")]
     task = asyncio.create_task(loop.daemon.run())
-    await wait_until(lambda: loop.store.deployments[row.id].current_status == "healthy", timeout_s=10)
+    await eventually(
+        lambda: loop.store.deployments[row.id].current_status == "healthy", timeout_s=10
+    )
     loop.daemon.stop()
     assert await asyncio.wait_for(task, timeout=5) == 0
     assert loop.store.calls.count("claim") >= 3
@@ -138,7 +140,7 @@ async def test_concurrency_bounds_the_claims() -> None:
     for env in ("a", "b", "c", "d"):
         loop.store.add_deployment(project="web", environment=env, image_ref="web:1")
     task = asyncio.create_task(loop.daemon.run())
-    await wait_until(lambda: loop.statuses().count("syncing") == 2)
+    await eventually(lambda: loop.statuses().count("syncing") == 2)
     await asyncio.sleep(0.2)
     assert loop.statuses().count("syncing") == 2
     loop.daemon.stop()
@@ -151,7 +153,9 @@ async def test_a_retry_that_is_due_is_claimed_again() -> None:
     row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
     loop.renderer.errors.append(OpsRepoError("remote unreachable"))
     task = asyncio.create_task(loop.daemon.run())
-    await wait_until(lambda: loop.store.deployments[row.id].current_status == "healthy", timeout_s=10)
+    await eventually(
+        lambda: loop.store.deployments[row.id].current_status == "healthy", timeout_s=10
+    )
     loop.daemon.stop()
     await asyncio.wait_for(task, timeout=5)
     assert [h.status for h in loop.store.history_of(row.id)] == ["failed", "healthy"]
