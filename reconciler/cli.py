@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from reconciler import settings as settings_module
 from reconciler.errors import ConfigError, InputError, ReconcilerError
@@ -51,7 +51,18 @@ def _parser() -> argparse.ArgumentParser:
         description="A continuous deployer for Kubernetes driven by desired state in PostgreSQL.",
     )
     commands = parser.add_subparsers(metavar="COMMAND")
+    _add_daemon_commands(commands)
+    _add_read_commands(commands)
+    _add_render_command(commands)
+    _add_ops_repo_commands(commands)
+    _add_demo_command(commands)
+    return parser
 
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_daemon_commands(commands: Commands) -> None:
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest")
     migrate.set_defaults(handler=_migrate)
 
@@ -64,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+
+def _add_read_commands(commands: Commands) -> None:
     status = commands.add_parser("status", help="show every deployment's status")
     status.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     status.set_defaults(handler=_status)
@@ -75,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     history.set_defaults(handler=_history)
 
+
+def _add_render_command(commands: Commands) -> None:
     render = commands.add_parser(
         "render", help="render a project from a local ops repo checkout (no cluster, no database)"
     )
@@ -93,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(handler=_render)
 
+
+def _add_ops_repo_commands(commands: Commands) -> None:
     ops_repo = commands.add_parser("ops-repo", help="register and inspect ops repos")
     ops_commands = ops_repo.add_subparsers(metavar="ACTION")
     add = ops_commands.add_parser("add", help="register an ops repo")
@@ -109,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("names", nargs="*", help="default: all")
     sync.set_defaults(handler=_ops_repo_sync)
 
+
+def _add_demo_command(commands: Commands) -> None:
     demo = commands.add_parser(
         "demo", help="run everything locally: PostgreSQL, fakekube, the example ops repo"
     )
@@ -118,7 +137,6 @@ def _parser() -> argparse.ArgumentParser:
         help="keep running at the end (for psql and kubectl) until Ctrl-C",
     )
     demo.set_defaults(handler=_demo)
-    return parser
 
 
 async def _connect(settings: Settings) -> Store:

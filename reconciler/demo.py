@@ -124,7 +124,21 @@ async def _story(
             project=project, environment=environment, ops_repo_id=repo.id, image_ref=image
         )
     await _wait(store, "all healthy", lambda ds: all(d.current_status == "healthy" for d in ds))
+    await _day_two(store, fail=fail)
+    await _show_history(store)
+    if keep:
+        _say("still running; Ctrl-C to stop. In another shell:")
+        print(f"  export DATABASE_URL='{database_url}'")
+        print(f"  export KUBECONFIG='{kubeconfig}'")
+        print("  reconciler status; kubectl get deploy -A")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    _say("done")
+    return 0
 
+
+async def _day_two(store: Store, *, fail: Callable[[str], None]) -> None:
+    """A new image, a broken one, a rollback and a stop, each waited for."""
     _say("web/prod gets a new image: 1.5.0")
     await store.set_desired(
         project="web", environment="prod", image_ref="registry.example.com/shop/web:1.5.0"
@@ -151,6 +165,8 @@ async def _story(
     await store.set_desired(project="worker", environment="prod", desired_status="stopped")
     await _wait(store, "worker/prod stopped", _is("worker", "prod", "stopped", ""))
 
+
+async def _show_history(store: Store) -> None:
     web = await store.get_deployment(project="web", environment="prod")
     assert web is not None
     _say("reconciler history web prod")
@@ -169,15 +185,6 @@ async def _story(
             ]
         )
     )
-    if keep:
-        _say("still running; Ctrl-C to stop. In another shell:")
-        print(f"  export DATABASE_URL='{database_url}'")
-        print(f"  export KUBECONFIG='{kubeconfig}'")
-        print("  reconciler status; kubectl get deploy -A")
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.Event().wait()
-    _say("done")
-    return 0
 
 
 def _find(deployments: list[Deployment], project: str, environment: str) -> Deployment:

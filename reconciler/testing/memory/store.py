@@ -1,36 +1,16 @@
-"""In-memory stand-ins for the database, the cluster, the renderer, git and LISTEN.
-
-They implement the Protocols of :mod:`reconciler.ports` with the same preconditions as the real
-ones (a write guarded by the claim is refused when the claim is gone; a claim skips rows leased
-by others), so the attempt's and the loop's decisions have fast unit tests.  Faults are
-scripted: ``store.faults["finish_attempt"] = [...]`` raises each in turn, and an entry of
-:class:`LostAcknowledgement` commits the write and then raises, as a connection dropped after
-COMMIT does.
-"""
+"""An in-memory :class:`reconciler.ports.DaemonStore` with the real one's preconditions."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from reconciler.decide import row_transition
 from reconciler.errors import DatabaseUnavailable
-from reconciler.model import (
-    AttemptResult,
-    Checkout,
-    Deployment,
-    HistoryEntry,
-    ObjectRef,
-    OpsRepo,
-)
-from reconciler.ports import RenderedManifests, RenderRequest
+from reconciler.model import AttemptResult, Deployment, HistoryEntry, OpsRepo
 
 _DESIRED = ("image_ref", "desired_status", "values_override", "namespace", "ops_repo_id")
 
@@ -436,153 +416,3 @@ class InMemoryStore:
         self.repos[repo_id] = dataclasses.replace(
             repo, last_synced_at=self.clock(), last_sha=sha, last_error=error
         )
-
-
-# ---------------------------------------------------------------- the cluster
-
-
-class InMemoryCluster:
-    """:class:`reconciler.ports.Cluster` over a dict.  ``rollout`` says how applied workloads
-    behave: ``healthy`` at once, ``hold`` (progressing for ever) or ``deadline`` (degraded with
-    ProgressDeadlineExceeded)."""
-
-    def __init__(self, *, rollout: str = "healthy") -> None:
-        self.rollout = rollout
-        self.objects: dict[ObjectRef, dict[str, Any]] = {}
-        self.applied: list[ObjectRef] = []
-        self.scaled: list[tuple[ObjectRef, int]] = []
-
-    async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
-        ref = ObjectRef.from_object(obj)
-        live: dict[str, Any] = json.loads(json.dumps(obj))
-        live.setdefault("metadata", {})["generation"] = 1
-        if obj.get("kind") == "Deployment":
-            live["status"] = self._deployment_status(live)
-        self.objects[ref] = live
-        self.applied.append(ref)
-        return live
-
-    def _deployment_status(self, live: Mapping[str, Any]) -> dict[str, Any]:
-        replicas = int((live.get("spec") or {}).get("replicas", 1))
-        if self.rollout == "healthy":
-            counts = ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
-            return {"observedGeneration": 1} | dict.fromkeys(counts, replicas)
-        condition = {"type": "Progressing", "status": "Unknown", "reason": "ReplicaSetUpdated"}
-        if self.rollout == "deadline":
-            condition = {"type": "Progressing", "status": "False"}
-            condition["reason"] = "ProgressDeadlineExceeded"
-        return {
-            "observedGeneration": 1,
-            "replicas": replicas,
-            "updatedReplicas": 0,
-            "conditions": [condition],
-        }
-
-    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
-        return self.objects.get(ref)
-
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return []
-
-    async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
-        self.objects[ref].setdefault("spec", {})["replicas"] = replicas
-        self.scaled.append((ref, replicas))
-
-    async def refresh_discovery(self) -> None:
-        return None
-
-
-# ---------------------------------------------------------------- render, git, LISTEN
-
-
-@dataclass(frozen=True)
-class MemoryRendered:
-    objects: tuple[dict[str, Any], ...]
-    digest: str
-
-
-def web_app(request: RenderRequest) -> tuple[dict[str, Any], ...]:
-    """A Deployment of the request's image and a ConfigMap of its values."""
-    labels = {"app": request.project}
-    container = {"name": "app", "image": request.image_ref}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": request.project, "namespace": request.namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
-    }
-    config = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": f"{request.project}-values", "namespace": request.namespace},
-        "data": {"values": json.dumps(request.values_override, sort_keys=True)},
-    }
-    return (config, deployment)
-
-
-class InMemoryRenderer:
-    """:class:`reconciler.ports.Renderer` over a function; ``errors`` are raised first."""
-
-    def __init__(
-        self,
-        manifests: Callable[[RenderRequest], tuple[dict[str, Any], ...]] = web_app,
-    ) -> None:
-        self.manifests = manifests
-        self.errors: list[BaseException] = []
-        self.requests: list[RenderRequest] = []
-        self.closed = False
-
-    async def render(self, request: RenderRequest) -> RenderedManifests:
-        self.requests.append(request)
-        if self.errors:
-            raise self.errors.pop(0)
-        objects = self.manifests(request)
-        text = json.dumps(objects, sort_keys=True).encode()
-        return MemoryRendered(objects=objects, digest=hashlib.sha256(text).hexdigest())
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-class InMemoryFetcher:
-    """:class:`reconciler.ports.RepoFetcher`: every repo is at ``sha``."""
-
-    def __init__(self, *, sha: str = "a" * 40) -> None:
-        self.sha = sha
-        self.fetched: list[str] = []
-
-    def _checkout(self, repo: OpsRepo) -> Checkout:
-        path = Path("/memory") / repo.name
-        return Checkout(name=repo.name, path=path, subdir=repo.path, sha=self.sha, error=None)
-
-    async def fetch(self, repo: OpsRepo) -> Checkout:
-        self.fetched.append(repo.name)
-        return self._checkout(repo)
-
-    async def on_disk(self, repo: OpsRepo) -> Checkout | None:
-        return None
-
-    async def contains(self, checkout: Checkout, sha: str) -> bool:
-        return sha == checkout.sha
-
-
-class InMemoryListener:
-    """:class:`reconciler.ports.Notifications` that tests drive with :meth:`notify`."""
-
-    def __init__(self, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]):
-        self.on_notify = on_notify
-        self.on_reconnect = on_reconnect
-        self.connected = asyncio.Event()
-
-    async def run(self, *, stop: asyncio.Event) -> None:
-        self.connected.set()
-        self.on_reconnect()
-        await stop.wait()
-        self.connected.clear()
-
-    def notify(self, payload: str) -> None:
-        self.on_notify(payload)

@@ -1,0 +1,107 @@
+"""In-memory renderer, git and LISTEN."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.model import Checkout, OpsRepo
+from reconciler.ports import RenderedManifests, RenderRequest
+
+
+@dataclass(frozen=True)
+class MemoryRendered:
+    objects: tuple[dict[str, Any], ...]
+    digest: str
+
+
+def web_app(request: RenderRequest) -> tuple[dict[str, Any], ...]:
+    """A Deployment of the request's image and a ConfigMap of its values."""
+    labels = {"app": request.project}
+    container = {"name": "app", "image": request.image_ref}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": request.project, "namespace": request.namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{request.project}-values", "namespace": request.namespace},
+        "data": {"values": json.dumps(request.values_override, sort_keys=True)},
+    }
+    return (config, deployment)
+
+
+class InMemoryRenderer:
+    """:class:`reconciler.ports.Renderer` over a function; ``errors`` are raised first."""
+
+    def __init__(
+        self,
+        manifests: Callable[[RenderRequest], tuple[dict[str, Any], ...]] = web_app,
+    ) -> None:
+        self.manifests = manifests
+        self.errors: list[BaseException] = []
+        self.requests: list[RenderRequest] = []
+        self.closed = False
+
+    async def render(self, request: RenderRequest) -> RenderedManifests:
+        self.requests.append(request)
+        if self.errors:
+            raise self.errors.pop(0)
+        objects = self.manifests(request)
+        text = json.dumps(objects, sort_keys=True).encode()
+        return MemoryRendered(objects=objects, digest=hashlib.sha256(text).hexdigest())
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class InMemoryFetcher:
+    """:class:`reconciler.ports.RepoFetcher`: every repo is at ``sha``."""
+
+    def __init__(self, *, sha: str = "a" * 40) -> None:
+        self.sha = sha
+        self.fetched: list[str] = []
+
+    def _checkout(self, repo: OpsRepo) -> Checkout:
+        path = Path("/memory") / repo.name
+        return Checkout(name=repo.name, path=path, subdir=repo.path, sha=self.sha, error=None)
+
+    async def fetch(self, repo: OpsRepo) -> Checkout:
+        self.fetched.append(repo.name)
+        return self._checkout(repo)
+
+    async def on_disk(self, repo: OpsRepo) -> Checkout | None:
+        return None
+
+    async def contains(self, checkout: Checkout, sha: str) -> bool:
+        return sha == checkout.sha
+
+
+class InMemoryListener:
+    """:class:`reconciler.ports.Notifications` that tests drive with :meth:`notify`."""
+
+    def __init__(self, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]):
+        self.on_notify = on_notify
+        self.on_reconnect = on_reconnect
+        self.connected = asyncio.Event()
+
+    async def run(self, *, stop: asyncio.Event) -> None:
+        self.connected.set()
+        self.on_reconnect()
+        await stop.wait()
+        self.connected.clear()
+
+    def notify(self, payload: str) -> None:
+        self.on_notify(payload)
