@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler import decide
+from reconciler.admission import admit
 from reconciler.cluster import apply as apply_stage
 from reconciler.cluster.health import HealthStatus, wait_healthy
 from reconciler.errors import (
@@ -35,6 +36,7 @@ from reconciler.model import (
     ObjectRef,
     Verb,
 )
+from reconciler.policy import Subject
 from reconciler.ports import AttemptStore, Cluster, RenderedManifests, Renderer, RenderRequest
 from reconciler.retry import Backoff, retry
 
@@ -176,6 +178,10 @@ class Attempt:
                 sha=self.checkout.sha,
             )
             return self._outcome(CONVERGED, "the rendered manifests are applied already")
+        try:
+            objects = await self._admit(prepared.objects)
+        except ReconcilerError as exc:
+            return await self._fail(str(exc), permanent=exc.permanent)
         self.started_at = await self.store.start_attempt(
             deployment_id=self.d.id,
             daemon_id=self.options.daemon_id,
@@ -187,9 +193,9 @@ class Attempt:
             return self._outcome(LOST, _LOST_MESSAGE)
         try:
             if self.verb is Verb.STOP:
-                message = await self._stop(prepared.objects)
+                message = await self._stop(objects)
                 return await self._finish(AttemptStatus.STOPPED, message)
-            return await self._deploy(prepared.objects)
+            return await self._deploy(objects)
         except DatabaseError:
             raise
         except ReconcilerError as exc:
@@ -222,6 +228,23 @@ class Attempt:
             )
         self.image_ref = target.image_ref
         self.values = target.values_override
+
+    async def _admit(self, objects: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        """Policy and ownership, before anything touches the cluster."""
+        subject = Subject(
+            project=self.d.project,
+            environment=self.d.environment,
+            namespace=self.d.namespace,
+            ops_repo=self.checkout.name,
+        )
+        return await admit(
+            objects,
+            deployment_id=self.d.id,
+            subject=subject,
+            rules=await self.store.policy_for(self.d.ops_repo_id),
+            cluster=self.cluster,
+            store=self.store,
+        )
 
     def _render_request(self) -> RenderRequest:
         if self.checkout.path is None:

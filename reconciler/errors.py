@@ -59,6 +59,14 @@ class RenderError(Permanent):
         self.location = location
 
 
+class PolicyError(Permanent):
+    """A render (or a deployment's namespace) breaks its ops repo's policy."""
+
+
+class OwnershipError(Permanent):
+    """A render names an object another deployment owns."""
+
+
 class DatabaseError(ReconcilerError):
     """The database cannot be reached or refused a statement (see the two subclasses)."""
 

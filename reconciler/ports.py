@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.model import AttemptResult, Checkout, Deployment, HistoryEntry, ObjectRef, OpsRepo
+from reconciler.model import (
+    AttemptResult,
+    Checkout,
+    Deployment,
+    HistoryEntry,
+    ObjectRef,
+    OpsRepo,
+    RepoPolicy,
+)
 
 
 class AttemptStore(Protocol):
@@ -62,6 +70,17 @@ class AttemptStore(Protocol):
         self, *, deployment_id: int, other_than_image: str
     ) -> HistoryEntry | None: ...
 
+    async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
+        """The ops repo's policy (the defaults when none is set)."""
+        ...
+
+    async def claim_objects(
+        self, *, deployment_id: int, refs: Sequence[ObjectRef]
+    ) -> list[tuple[ObjectRef, str]]:
+        """Record ``refs`` as this deployment's objects; those another deployment owns are
+        returned with their owner (``project/environment``) and nothing is recorded then."""
+        ...
+
 
 class DaemonStore(AttemptStore, Protocol):
     """The database, as the loop uses it: claims, leases and the ops repos' rows."""
@@ -99,6 +118,10 @@ class Cluster(Protocol):
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
 
     async def scale(self, ref: ObjectRef, *, replicas: int) -> None: ...
+
+    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
+        """Whether the server serves ``kind`` in namespaces; None when it does not serve it."""
+        ...
 
     async def refresh_discovery(self) -> None: ...
 

@@ -207,6 +207,21 @@ class Kube:
 
         await self._call(f"scale {ref} to {replicas}", call)
 
+    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
+        """Whether the server serves ``kind`` in namespaces; None when it does not serve it
+        (yet: a CRD in the same render)."""
+
+        async def call() -> bool | None:
+            try:
+                resource = await self._resource(api_version, kind)
+            except KubernetesError as exc:
+                if exc.reason == "NotServed":
+                    return None
+                raise
+            return bool(resource.namespaced)
+
+        return await self._call(f"look up {kind} ({api_version})", call)
+
     async def refresh_discovery(self) -> None:
         """Forget cached discovery (after a CRD is Established)."""
         async with self._discovery_lock:

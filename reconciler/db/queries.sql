@@ -335,6 +335,34 @@ LIMIT :limit;
 SELECT * FROM deployment_status;
 
 
+-- ============================================================== the inventory
+
+-- name: claim_objects
+-- Record objects as one deployment's; an object another deployment owns keeps its owner (the
+-- next statement, in the same transaction, finds those and the caller rolls back).
+INSERT INTO deployment_objects (deployment_id, api_group, api_version, kind, namespace, name)
+SELECT :deployment_id, w.api_group, w.api_version, w.kind, w.namespace, w.name
+FROM unnest(CAST(:groups AS text[]), CAST(:versions AS text[]), CAST(:kinds AS text[]),
+            CAST(:namespaces AS text[]), CAST(:names AS text[]))
+     AS w(api_group, api_version, kind, namespace, name)
+ON CONFLICT (api_group, kind, namespace, name) DO UPDATE
+SET api_version = EXCLUDED.api_version, updated_at = now()
+WHERE deployment_objects.deployment_id = EXCLUDED.deployment_id;
+
+-- name: foreign_owners
+-- Of the given objects, those another deployment owns, with that deployment's name.  A
+-- statement of its own (READ COMMITTED): it sees an owner that committed while the insert
+-- above waited on it.
+SELECT o.api_version, o.kind, o.namespace, o.name, d.project, d.environment
+FROM deployment_objects o
+JOIN deployments d ON d.id = o.deployment_id
+JOIN unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS text[]),
+            CAST(:names AS text[])) AS w(api_group, kind, namespace, name)
+  ON (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name)
+WHERE o.deployment_id <> :deployment_id
+ORDER BY o.kind, o.namespace, o.name;
+
+
 -- ============================================================== tests' tools
 
 -- name: counts_by_status

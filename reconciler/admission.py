@@ -1,0 +1,84 @@
+"""What a render may apply, decided before anything is applied: policy, then ownership.
+
+The policy rules are pure (:mod:`reconciler.policy`); this module gathers what they need (each
+kind's scope from the API server's discovery, or from a CRD in the same render) and claims the
+objects in the inventory, where the database guarantees one owner per object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reconciler import policy
+from reconciler.errors import OwnershipError, PolicyError
+from reconciler.model import ObjectRef, RepoPolicy
+from reconciler.ports import AttemptStore, Cluster
+from reconciler.render.documents import CLUSTER_SCOPED_KINDS
+
+
+async def admit(
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    deployment_id: int,
+    subject: policy.Subject,
+    rules: RepoPolicy,
+    cluster: Cluster,
+    store: AttemptStore,
+) -> tuple[dict[str, Any], ...]:
+    """The objects to apply (labelled with their owner), or PolicyError / OwnershipError
+    naming every object that may not be applied."""
+    namespaced = await scopes(objects, cluster=cluster)
+    broken = policy.violations(objects, subject=subject, policy=rules, namespaced=namespaced)
+    if broken:
+        raise PolicyError("refused by policy, nothing applied: " + "; ".join(broken))
+    refs = [_effective_ref(o, namespaced=namespaced, subject=subject) for o in objects]
+    taken = await store.claim_objects(deployment_id=deployment_id, refs=refs)
+    if taken:
+        owned = "; ".join(f"{ref} belongs to deployment {owner}" for ref, owner in taken)
+        raise OwnershipError(
+            f"{owned}: deployment {subject} may not take over another deployment's objects "
+            "(nothing applied)"
+        )
+    return tuple(policy.with_owner_labels(o, subject=subject) for o in objects)
+
+
+async def scopes(
+    objects: Sequence[Mapping[str, Any]], *, cluster: Cluster
+) -> dict[tuple[str, str], bool]:
+    """(apiVersion, kind) -> namespaced, for every kind in ``objects``."""
+    from_crds = _scopes_from_crds(objects)
+    found: dict[tuple[str, str], bool] = {}
+    for obj in objects:
+        key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+        if key in found:
+            continue
+        if key[1] in CLUSTER_SCOPED_KINDS:
+            found[key] = False
+            continue
+        served = await cluster.is_namespaced(*key)
+        found[key] = served if served is not None else from_crds.get(key, True)
+    return found
+
+
+def _scopes_from_crds(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], bool]:
+    """Kinds defined by a CRD of the same render, which the server does not serve yet."""
+    found = {}
+    for obj in objects:
+        if obj.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = obj.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind")
+        for version in spec.get("versions") or []:
+            api_version = f"{spec.get('group')}/{version.get('name')}"
+            found[(api_version, str(kind))] = spec.get("scope") != "Cluster"
+    return found
+
+
+def _effective_ref(
+    obj: Mapping[str, Any], *, namespaced: Mapping[tuple[str, str], bool], subject: policy.Subject
+) -> ObjectRef:
+    ref = ObjectRef.from_object(obj)
+    if not namespaced.get((ref.api_version, ref.kind), True):
+        return ObjectRef(ref.api_version, ref.kind, ref.name, None)
+    return ObjectRef(ref.api_version, ref.kind, ref.name, ref.namespace or subject.namespace)
