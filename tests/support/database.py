@@ -14,6 +14,7 @@ from reconciler.store import asyncpg_dsn
 
 
 def url_with_user(url: str, user: str) -> str:
+    """``url`` logging in as ``user`` (without a password)."""
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
