@@ -1,13 +1,16 @@
-"""Fixtures shared by every test folder: a PostgreSQL server per session, a database per test."""
+"""Fixtures shared by every test folder: a PostgreSQL server per session, a database per test,
+the pipeline of the integration and reliability tests."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from reconciler.db import Store
 from reconciler.testing.pg import TestDatabases
+from tests.support.pipeline import Pipeline, app_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +46,10 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     store = await Store.connect(database_url)
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def pipeline(store: Store, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    """A migrated store, a started fakekube, an ops repo with project 'app', no daemon yet."""
+    async with app_pipeline(store=store, tmp_path=tmp_path) as result:
+        yield result

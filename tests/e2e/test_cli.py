@@ -3,50 +3,34 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-
-def _cli(*args: str, database_url: str | None, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    if database_url is not None:
-        environ["DATABASE_URL"] = database_url
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=False,
-    )
+from tests.support.processes import run_cli
 
 
 def test_migrate_twice_then_status(empty_database_url: str) -> None:
     """migrate creates the schema, a second migrate is a no-op, status shows an empty fleet."""
-    first = _cli("migrate", database_url=empty_database_url)
+    first = run_cli("migrate", database_url=empty_database_url)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "schema at revision 0001 (was None)"
-    second = _cli("migrate", database_url=empty_database_url)
+    second = run_cli("migrate", database_url=empty_database_url)
     assert second.stdout.strip() == "schema at revision 0001"
-    status = _cli("status", database_url=empty_database_url)
+    status = run_cli("status", database_url=empty_database_url)
     assert (status.returncode, status.stdout.strip()) == (0, "no deployments")
 
 
 def test_ops_repo_add_list_and_duplicate(database_url: str) -> None:
     """ops-repo add registers a repo, list hides credentials, a duplicate name is a clean error."""
     url = "https://deploy:s3cret-token@git.example.com/ops.git"
-    added = _cli("ops-repo", "add", "ops", url, "--branch", "live", database_url=database_url)
+    added = run_cli("ops-repo", "add", "ops", url, "--branch", "live", database_url=database_url)
     assert added.returncode == 0, added.stderr
     assert "s3cret-token" not in added.stdout
-    listed = _cli("ops-repo", "list", "--json", database_url=database_url)
+    listed = run_cli("ops-repo", "list", "--json", database_url=database_url)
     [row] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (row["name"], row["branch"]) == ("ops", "live")
     assert "s3cret-token" not in row["url"] and "git.example.com/ops.git" in row["url"]
-    again = _cli("ops-repo", "add", "ops", url, database_url=database_url)
+    again = run_cli("ops-repo", "add", "ops", url, database_url=database_url)
     assert again.returncode == 1
     assert again.stderr.strip() == (
         "reconciler: error: ops repo 'ops': an ops repo with this name exists already "
@@ -57,7 +41,7 @@ def test_ops_repo_add_list_and_duplicate(database_url: str) -> None:
 
 def test_ops_repo_add_refuses_a_bad_url(database_url: str) -> None:
     """A URL git cannot use is refused before it reaches the database."""
-    result = _cli("ops-repo", "add", "ops", "not a url", database_url=database_url)
+    result = run_cli("ops-repo", "add", "ops", "not a url", database_url=database_url)
     assert result.returncode == 1
     assert result.stderr.startswith("reconciler: error: ")
     assert "Traceback" not in result.stderr
@@ -65,7 +49,7 @@ def test_ops_repo_add_refuses_a_bad_url(database_url: str) -> None:
 
 def test_unreachable_database_names_the_host() -> None:
     """An unreachable database is one line naming host and port, exit 1, no traceback."""
-    result = _cli("status", database_url="postgresql://u:pw@127.0.0.1:9/db")
+    result = run_cli("status", database_url="postgresql://u:pw@127.0.0.1:9/db")
     assert result.returncode == 1
     assert result.stderr.startswith("reconciler: error: cannot reach PostgreSQL at 127.0.0.1:9/db")
     assert "Traceback" not in result.stderr and ":pw@" not in result.stderr
@@ -87,21 +71,21 @@ def test_unreachable_database_names_the_host() -> None:
 )
 def test_bad_settings_are_reported(env: dict[str, str], message: str) -> None:
     """A malformed setting is reported by name with the value given."""
-    result = _cli("status", database_url="postgresql://u@127.0.0.1:9/db", **env)
+    result = run_cli("status", database_url="postgresql://u@127.0.0.1:9/db", **env)
     assert result.returncode == 1
     assert result.stderr.strip() == f"reconciler: error: {message}"
 
 
 def test_missing_database_url() -> None:
     """Commands that need the database say DATABASE_URL is not set."""
-    result = _cli("status", database_url=None)
+    result = run_cli("status", database_url=None)
     assert result.returncode == 1
     assert "DATABASE_URL is not set" in result.stderr
 
 
 def test_history_of_unknown_deployment(database_url: str) -> None:
     """history of a deployment that does not exist says so."""
-    result = _cli("history", "web", "prod", database_url=database_url)
+    result = run_cli("history", "web", "prod", database_url=database_url)
     assert (result.returncode, result.stderr.strip()) == (
         1,
         "reconciler: error: no deployment web/prod",

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from reconciler.model import Deployment
-from tests.integration.conftest import Pipeline
+from tests.support.pipeline import Pipeline
 
 
 def _healthy_on(image: str) -> Callable[[Deployment], bool]:

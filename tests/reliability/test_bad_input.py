@@ -16,7 +16,7 @@ import structlog
 
 from reconciler.errors import InputError
 from reconciler.model import Deployment
-from tests.integration.conftest import Pipeline, pipeline  # noqa: F401  (the fixture)
+from tests.support.pipeline import Pipeline
 
 pytestmark = pytest.mark.reliability
 
@@ -231,7 +231,7 @@ STATUS_CASES = [
 
 
 @pytest.mark.parametrize("case", STATUS_CASES, ids=[c.id for c in STATUS_CASES])
-async def test_bad_input_fails_clearly_and_alone(pipeline: Pipeline, case: Case) -> None:  # noqa: F811
+async def test_bad_input_fails_clearly_and_alone(pipeline: Pipeline, case: Case) -> None:
     """The bad deployment ends with the exact message; the daemon and the others carry on."""
     control = await _converged_control(pipeline)
     applies_before = pipeline.applies(name="control")
@@ -353,7 +353,7 @@ WRITE_CASES = [
 
 
 @pytest.mark.parametrize("case", WRITE_CASES, ids=[c.id for c in WRITE_CASES])
-async def test_bad_rows_are_refused_at_write_time(pipeline: Pipeline, case: Case) -> None:  # noqa: F811
+async def test_bad_rows_are_refused_at_write_time(pipeline: Pipeline, case: Case) -> None:
     """A row breaking the contract is refused with a message naming the rule; nothing else moves."""
     control = await _converged_control(pipeline)
     values: dict[str, Any] = {

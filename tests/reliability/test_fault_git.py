@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.conftest import Pipeline
-from tests.reliability.conftest import FaultRow, audit, wait_until
+from tests.support.audit import audit
+from tests.support.fault_table import FaultRow
+from tests.support.pipeline import Pipeline
+from tests.support.waiting import wait_until
 
 SECRET = "s3cret-token"
 GIT_TIMEOUT_S = 2.0

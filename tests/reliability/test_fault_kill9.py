@@ -15,17 +15,12 @@ import pytest
 from reconciler.db import Store, asyncpg_dsn
 from reconciler.testing.dbtools import counts_by_status
 from reconciler.testing.fakekube import FakeKube
-from tests.integration.conftest import OpsRepoDir
-from tests.reliability.conftest import (
-    DaemonProcess,
-    DaemonRole,
-    FaultRow,
-    add_projects,
-    audit,
-    converged,
-    daemon_env,
-    wait_until,
-)
+from tests.support.audit import audit, converged
+from tests.support.database import DaemonRole
+from tests.support.fault_table import FaultRow
+from tests.support.gitrepo import OpsRepoDir, add_projects
+from tests.support.processes import DaemonProcess, daemon_env
+from tests.support.waiting import wait_until
 
 SEED = 20240605
 KILLS = 20

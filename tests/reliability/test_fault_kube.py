@@ -15,8 +15,11 @@ import pytest
 from reconciler.cluster.kube import Kube
 from reconciler.daemon import Daemon
 from reconciler.testing.fakekube import RequestRecord
-from tests.integration.conftest import Pipeline
-from tests.reliability.conftest import FaultRow, add_projects, audit, converged, wait_until
+from tests.support.audit import audit, converged
+from tests.support.fault_table import FaultRow
+from tests.support.gitrepo import add_projects
+from tests.support.pipeline import Pipeline
+from tests.support.waiting import wait_until
 
 PROJECTS = [f"svc{i}" for i in range(10)]
 REQUEST_TIMEOUT_S = 1.5

@@ -18,16 +18,12 @@ from reconciler.db import Store, asyncpg_dsn
 from reconciler.errors import DatabaseError
 from reconciler.localpg import LocalPostgres
 from reconciler.testing.fakekube import FakeKube
-from tests.integration.conftest import OpsRepoDir
-from tests.reliability.conftest import (
-    DaemonProcess,
-    FaultRow,
-    audit,
-    converged,
-    daemon_env,
-    url_with_user,
-    wait_until,
-)
+from tests.support.audit import audit, converged
+from tests.support.database import url_with_user
+from tests.support.fault_table import FaultRow
+from tests.support.gitrepo import OpsRepoDir
+from tests.support.processes import DaemonProcess, daemon_env
+from tests.support.waiting import wait_until
 
 POLL_INTERVAL_S = 60.0
 OUTAGE_S = 10.0

@@ -13,16 +13,12 @@ import pytest
 
 from reconciler.db import Store, asyncpg_dsn
 from reconciler.testing.fakekube import FakeKube
-from tests.integration.conftest import OpsRepoDir
-from tests.reliability.conftest import (
-    DaemonProcess,
-    FaultRow,
-    applies_per_object,
-    audit,
-    converged,
-    daemon_env,
-    wait_until,
-)
+from tests.support.applies import applies_per_object
+from tests.support.audit import audit, converged
+from tests.support.fault_table import FaultRow
+from tests.support.gitrepo import OpsRepoDir
+from tests.support.processes import DaemonProcess, daemon_env
+from tests.support.waiting import wait_until
 
 DAEMONS = 3
 PROJECTS = [f"svc{i:02d}" for i in range(24)]

@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 from reconciler.testing.fakekube import FakeKube
-
-from .conftest import DEPLOYMENTS, Api, deployment
+from tests.support.kubeapi import Api
+from tests.support.manifests import DEPLOYMENTS, deployment
 
 WEB = f"{DEPLOYMENTS}/web"
 

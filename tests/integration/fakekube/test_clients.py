@@ -14,8 +14,8 @@ from kubernetes import client
 from kubernetes.aio import client as aio_client
 
 from reconciler.testing.fakekube import FakeKube
-
-from .conftest import deployment, eventually
+from tests.support.manifests import deployment
+from tests.support.waiting import eventually
 
 # These client modules have no type hints; Any keeps mypy's strict mode meaningful elsewhere.
 config: Any = importlib.import_module("kubernetes.config")

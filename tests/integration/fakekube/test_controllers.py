@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.testing.fakekube import FakeKube
-
-from .conftest import DEPLOYMENTS, Api, deployment, eventually
+from tests.support.kubeapi import Api
+from tests.support.manifests import DEPLOYMENTS, deployment
+from tests.support.waiting import eventually
 
 WEB = f"{DEPLOYMENTS}/web"
 PODS = "/api/v1/namespaces/default/pods"

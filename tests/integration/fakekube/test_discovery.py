@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from reconciler.testing.fakekube.schema import builtin_resource_types
-
-from .conftest import Api
+from tests.support.kubeapi import Api
 
 REQUIRED_KINDS = {
     ("v1", "Namespace"),

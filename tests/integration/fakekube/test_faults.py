@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from reconciler.testing.fakekube import FakeKube
-
-from .conftest import DEPLOYMENTS, Api, deployment
+from tests.support.kubeapi import Api
+from tests.support.manifests import DEPLOYMENTS, deployment
 
 
 async def test_request_log_records_what_was_asked(api: Api, fakekube: FakeKube) -> None:

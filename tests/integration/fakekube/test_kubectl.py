@@ -5,8 +5,7 @@ from __future__ import annotations
 import yaml
 
 from reconciler.testing.fakekube import FakeKube
-
-from .conftest import Kubectl
+from tests.support.kubectl import Kubectl
 
 MANIFESTS = """\
 apiVersion: v1

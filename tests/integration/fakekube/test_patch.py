@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.testing.fakekube import FakeKube
-
-from .conftest import DEPLOYMENTS, Api, deployment
+from tests.support.kubeapi import Api
+from tests.support.manifests import DEPLOYMENTS, deployment
 
 WEB = f"{DEPLOYMENTS}/web"
 SMP = "application/strategic-merge-patch+json"

@@ -10,8 +10,7 @@ import aiohttp
 
 from reconciler.testing.fakekube import FakeKube
 from reconciler.testing.fakekube.store import HISTORY_SIZE
-
-from .conftest import Api
+from tests.support.kubeapi import Api
 
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
