@@ -8,6 +8,10 @@ from typing import Any
 
 from reconciler.model import ObjectRef
 
+CLUSTER_SCOPED = frozenset(
+    {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass"}
+)
+
 
 class InMemoryCluster:
     """:class:`reconciler.ports.Cluster` over a dict.  ``rollout`` says how applied workloads
@@ -55,6 +59,9 @@ class InMemoryCluster:
     async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
         self.objects[ref].setdefault("spec", {})["replicas"] = replicas
         self.scaled.append((ref, replicas))
+
+    async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
+        return kind not in CLUSTER_SCOPED
 
     async def refresh_discovery(self) -> None:
         return None

@@ -10,7 +10,7 @@ from typing import Any
 
 from reconciler.decide import row_transition
 from reconciler.errors import DatabaseUnavailable
-from reconciler.model import AttemptResult, Deployment, HistoryEntry, OpsRepo
+from reconciler.model import AttemptResult, Deployment, HistoryEntry, ObjectRef, OpsRepo, RepoPolicy
 
 _DESIRED = ("image_ref", "desired_status", "values_override", "namespace", "ops_repo_id")
 
@@ -35,6 +35,9 @@ class InMemoryStore:
         self.history: list[HistoryEntry] = []
         self.repos: dict[int, OpsRepo] = {}
         self.faults: dict[str, list[BaseException | LostAcknowledgement]] = {}
+        self.policies: dict[int, RepoPolicy] = {}
+        self.owners: dict[tuple[str, str, str, str], int] = {}
+        """The inventory: (API group, kind, namespace, name) -> deployment id."""
         self.calls: list[str] = []
 
     # ------------------------------------------------------------ what writers do
@@ -416,3 +419,21 @@ class InMemoryStore:
         self.repos[repo_id] = dataclasses.replace(
             repo, last_synced_at=self.clock(), last_sha=sha, last_error=error
         )
+
+    async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
+        return self.policies.get(ops_repo_id, RepoPolicy())
+
+    async def claim_objects(
+        self, *, deployment_id: int, refs: Sequence[ObjectRef]
+    ) -> list[tuple[ObjectRef, str]]:
+        self._fault("claim_objects")
+        keys = [(r.api_version.rpartition("/")[0], r.kind, r.namespace or "", r.name) for r in refs]
+        taken = []
+        for ref, key in zip(refs, keys, strict=True):
+            owner = self.owners.get(key, deployment_id)
+            if owner != deployment_id:
+                row = self.deployments[owner]
+                taken.append((ref, f"{row.project}/{row.environment}"))
+        if not taken:
+            self.owners.update(dict.fromkeys(keys, deployment_id))
+        return taken
