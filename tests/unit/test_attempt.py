@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from reconciler.attempt import Options, Outcome, run_attempt
 from reconciler.decide import RetryPolicy
 from reconciler.errors import DatabaseUnavailable, OpsRepoError, RenderError
-from reconciler.model import Checkout, Deployment
+from reconciler.model import Checkout, Deployment, ObjectRef, RepoPolicy
+from reconciler.ports import RenderRequest
 from reconciler.testing.memory import (
     InMemoryCluster,
     InMemoryRenderer,
     InMemoryStore,
     LostAcknowledgement,
+    web_app,
 )
 
 DAEMON = "test-daemon"
@@ -237,3 +240,71 @@ async def test_degraded_rollout_fails_with_the_health_message() -> None:
     assert outcome.status == "failed"
     assert "ProgressDeadlineExceeded" in world.current.status_message
     assert world.current.next_attempt_at is not None
+
+
+def kube_system_config(request: RenderRequest) -> tuple[dict[str, Any], ...]:
+    """The web app plus a ConfigMap in kube-system."""
+    stray = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "pwn", "namespace": "kube-system"},
+    }
+    return (*web_app(request), stray)
+
+
+async def test_a_render_outside_its_namespace_is_refused_whole() -> None:
+    """A render with one object outside the deployment's namespace applies nothing, fails
+    permanently and names the object and the rule."""
+    world = World()
+    world.renderer.manifests = kube_system_config
+    outcome = await world.attempt()
+    assert outcome.status == "failed"
+    assert world.cluster.applied == []
+    assert world.current.next_attempt_at is None
+    assert world.current.status_message == (
+        "refused by policy, nothing applied: ConfigMap kube-system/pwn: namespace 'kube-system' "
+        "is not allowed for deployment web/prod (allowed: its own web-prod)"
+    )
+
+
+async def test_the_policy_can_allow_another_namespace() -> None:
+    """The same render deploys when the ops repo's policy allows kube-system."""
+    world = World()
+    world.renderer.manifests = kube_system_config
+    world.store.policies[world.row.ops_repo_id] = RepoPolicy(namespaces=("kube-system",))
+    assert (await world.attempt()).status == "healthy"
+
+
+async def test_an_object_owned_by_another_deployment_is_never_taken_over() -> None:
+    """Two deployments rendering the same object: the second fails naming both, and the
+    first's object is left as it is."""
+    world = World()
+    world.store.policies[world.row.ops_repo_id] = RepoPolicy(namespaces=("shared",))
+    world.renderer.manifests = lambda r: (
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "shared"},
+            "data": {"owner": r.project},
+        },
+    )
+    assert (await world.attempt()).status == "healthy"
+    canary = world.store.add_deployment(project="canary", environment="prod", image_ref="c:1")
+    [claimed] = await world.store.claim(daemon_id=DAEMON, limit=1, lease_s=60)
+    assert claimed.id == canary.id
+    outcome = await run_attempt(
+        claimed,
+        store=world.store,
+        cluster=world.cluster,
+        checkout=world.checkout,
+        options=options(world.renderer),
+        superseded=lambda: False,
+    )
+    assert outcome.status == "failed"
+    assert outcome.message == (
+        "ConfigMap shared/settings belongs to deployment web/prod: deployment canary/prod may "
+        "not take over another deployment's objects (nothing applied)"
+    )
+    [settings] = [o for o in world.cluster.objects.values() if o["kind"] == "ConfigMap"]
+    assert settings["data"] == {"owner": "web"}
+    assert world.cluster.applied.count(ObjectRef("v1", "ConfigMap", "settings", "shared")) == 1
