@@ -39,6 +39,10 @@ log = get_logger("daemon")
 # leaves room for several daemons under PostgreSQL's default max_connections of 100.
 DATABASE_POOL_SIZE = 10
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Each drains and stops; a second one stops at once.  SIGHUP too: a closed terminal or a
+supervisor's reload must not kill a rollout without recording it."""
+
 _SUCCESS = frozenset({AttemptStatus.HEALTHY, AttemptStatus.STOPPED, CONVERGED})
 _CONNECT_BACKOFF = Backoff(base_s=0.5, max_s=30.0, jitter=1.0)
 
@@ -86,6 +90,7 @@ class Daemon:
         self._listener = listener or self._default_listener
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._forced = asyncio.Event()
         self._database_back = asyncio.Event()
         self._in_flight: dict[int, _InFlight] = {}
         fetcher = fetcher or GitFetcher(
@@ -104,8 +109,12 @@ class Daemon:
         )
 
     def stop(self) -> None:
-        """Ask the daemon to shut down gracefully (signal handlers call this)."""
-        if not self._stopping.is_set():
+        """Ask the daemon to shut down gracefully (signal handlers call this); asked again,
+        it stops at once: in-flight work is recorded as interrupted without the grace."""
+        if self._stopping.is_set():
+            log.warning("shutdown_forced", in_flight=len(self._in_flight))
+            self._forced.set()
+        else:
             log.info("shutdown_requested", in_flight=len(self._in_flight))
         self._stopping.set()
         self._wake.set()
@@ -300,12 +309,22 @@ class Daemon:
                     entry.superseded = True
 
     async def _drain(self) -> None:
-        """Let in-flight work finish within the grace period, then interrupt it."""
+        """Let in-flight work finish within the grace period (cut short by a second stop),
+        then interrupt it."""
         if not self._in_flight:
             return
         tasks = [entry.task for entry in self._in_flight.values()]
         log.info("draining", in_flight=len(tasks), grace_s=self.settings.shutdown_grace_s)
-        _done, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
+        everything = asyncio.ensure_future(asyncio.wait(tasks))
+        forced = asyncio.ensure_future(self._forced.wait())
+        await asyncio.wait(
+            [everything, forced],
+            timeout=self.settings.shutdown_grace_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        everything.cancel()
+        forced.cancel()
+        pending = [task for task in tasks if not task.done()]
         for task in pending:
             task.cancel()
         if pending:
@@ -323,12 +342,12 @@ async def main(*, settings: Settings, once: bool) -> int:
         try:
             daemon = Daemon(store=store, kube=kube, settings=settings)
             loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.add_signal_handler(signum, daemon.stop)
             try:
                 return await daemon.run(once=once)
             finally:
-                for signum in (signal.SIGTERM, signal.SIGINT):
+                for signum in STOP_SIGNALS:
                     loop.remove_signal_handler(signum)
         finally:
             await kube.close()

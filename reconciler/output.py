@@ -27,6 +27,13 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    text = str(value)
-    text = text.replace("\n", " ")
+    text = printable(str(value).replace("\n", " "))
     return text if len(text) <= 100 else text[:97] + "..."
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences that could move the
+    cursor or rewrite the screen) shown as escapes, ``\x1b`` for ESC."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError
 
@@ -164,5 +165,15 @@ def _parse_database_url(name: str, raw: str) -> str:
         raise ConfigError(
             f"{name} must be a PostgreSQL URL like postgresql://user:password@host:5432/db, "
             f"got a value starting with {scheme + '://' if scheme else repr(raw[:12])}"
+        )
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - parsing the port is what raises on a bad authority
+    except ValueError:
+        parts = None
+    if parts is None or parts.fragment or "#" in raw:
+        raise ConfigError(
+            f"{name} is not a valid URL: percent-encode special characters in the user name "
+            "and password ('#' as %23, '@' as %40, '/' as %2F, ':' as %3A)"
         )
     return raw

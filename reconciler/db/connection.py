@@ -29,10 +29,13 @@ def asyncpg_dsn(url: str) -> str:
 
 def describe_url(url: str) -> str:
     """Where a URL points, for messages: host (or socket dir), port and database, no password."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    host = parts.hostname or (query.get("host") or ["localhost"])[0]
-    port = parts.port or (query.get("port") or ["5432"])[0]
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        host = parts.hostname or (query.get("host") or ["localhost"])[0]
+        port = parts.port or (query.get("port") or ["5432"])[0]
+    except ValueError:
+        return "(a URL that cannot be parsed)"
     database = parts.path.lstrip("/") or "postgres"
     return f"{host}:{port}/{database}"
 

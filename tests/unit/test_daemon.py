@@ -155,3 +155,18 @@ async def test_a_retry_that_is_due_is_claimed_again() -> None:
     loop.daemon.stop()
     await asyncio.wait_for(task, timeout=5)
     assert [h.status for h in loop.store.history_of(row.id)] == ["failed", "healthy"]
+
+
+async def test_a_second_stop_interrupts_at_once() -> None:
+    """Asked to stop twice, the daemon does not wait out the grace period: in-flight work is
+    recorded as interrupted and run() returns."""
+    loop = Loop(rollout="hold", shutdown_grace_s=60.0)
+    row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
+    task = asyncio.create_task(loop.daemon.run())
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "syncing")
+    loop.daemon.stop()
+    await asyncio.sleep(0.1)
+    assert not task.done()
+    loop.daemon.stop()
+    assert await asyncio.wait_for(task, timeout=5) == 0
+    assert [h.status for h in loop.store.history_of(row.id)] == ["interrupted"]
