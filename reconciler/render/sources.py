@@ -79,24 +79,7 @@ def load_project(*, checkout: Path, path: str, project: str, environment: str) -
     relative_dir = _project_relative_dir(path=path, project=project)
     project_dir_text = relative_dir.as_posix()
 
-    try:
-        root = checkout.resolve(strict=True)
-    except OSError as exc:
-        raise RenderError(f"ops repo checkout {checkout} does not exist or cannot be read") from exc
-
-    project_dir = root.joinpath(*relative_dir.parts)
-    resolved_dir = project_dir.resolve()
-    if not resolved_dir.is_relative_to(root):
-        raise RenderError(
-            f"project directory {project_dir_text} resolves outside the ops repo checkout"
-            " (a symlink?); refusing to read it"
-        )
-    if not resolved_dir.is_dir():
-        raise RenderError(
-            f"project directory {project_dir_text} does not exist in the ops repo"
-            " (check the project name and the ops repo's path)"
-        )
-
+    root, resolved_dir = _resolve_project_dir(checkout, relative_dir)
     try:
         entries = sorted(resolved_dir.iterdir(), key=lambda entry: entry.name)
     except OSError as exc:
@@ -164,6 +147,27 @@ def _refuse_over_budget(total: int, *, project: str) -> None:
             f"project {project!r} is larger than the {MAX_PROJECT_BYTES // _MIB} MiB budget"
             f" (templates and values files: {total / _MIB:.1f} MiB)"
         )
+
+
+def _resolve_project_dir(checkout: Path, relative_dir: PurePosixPath) -> tuple[Path, Path]:
+    """(checkout root, project directory), both resolved; the directory must be inside."""
+    project_dir_text = relative_dir.as_posix()
+    try:
+        root = checkout.resolve(strict=True)
+    except OSError as exc:
+        raise RenderError(f"ops repo checkout {checkout} does not exist or cannot be read") from exc
+    resolved_dir = root.joinpath(*relative_dir.parts).resolve()
+    if not resolved_dir.is_relative_to(root):
+        raise RenderError(
+            f"project directory {project_dir_text} resolves outside the ops repo checkout"
+            " (a symlink?); refusing to read it"
+        )
+    if not resolved_dir.is_dir():
+        raise RenderError(
+            f"project directory {project_dir_text} does not exist in the ops repo"
+            " (check the project name and the ops repo's path)"
+        )
+    return root, resolved_dir
 
 
 def _project_relative_dir(*, path: str, project: str) -> PurePosixPath:
