@@ -4,12 +4,14 @@ Two layers.  ``load_project`` (:mod:`.sources`) is the only code here that touch
 filesystem: it reads one project directory of an ops repo checkout into a ``ProjectSources`` of
 plain text.  Everything else (``merge_values``, ``render``, ``to_yaml``) is pure: the same sources
 and arguments always give the same objects and the same digest, which is what lets the daemon
-skip an apply when nothing changed.  ``RenderPool`` (:mod:`.pool`) runs ``render`` in worker
-processes with a deadline and a memory cap, because templates may loop for ever.
+skip an apply when nothing changed.  ``RenderPool`` (:mod:`.pool`) runs ``render`` (and, for the
+daemon, ``load_project`` too) in worker processes with a deadline and a memory cap, because
+templates may loop for ever.
 
 Modules: :mod:`.sources` (safe file loading), :mod:`.values` (values files, deep merge),
 :mod:`.yaml_loaders` (safe YAML), :mod:`.documents` (documents -> objects, and back),
-:mod:`.sandbox` (the Jinja2 sandbox, the security boundary), :mod:`.rendering` (a project ->
+:mod:`.sandbox` (the Jinja2 sandbox, the security boundary), :mod:`.printed` (values are data:
+printed values as placeholders, put back after parsing), :mod:`.rendering` (a project ->
 ``Rendered``), :mod:`.pool` (worker processes), :mod:`.messages` (values shown in errors).
 """
 
@@ -18,11 +20,18 @@ from __future__ import annotations
 from reconciler.render.documents import CLUSTER_SCOPED_KINDS, to_yaml
 from reconciler.render.pool import RenderPool
 from reconciler.render.rendering import MAX_RENDERED_CHARS, Rendered, render
-from reconciler.render.sources import MAX_SOURCE_BYTES, ProjectSources, load_project, validate_name
+from reconciler.render.sources import (
+    MAX_PROJECT_BYTES,
+    MAX_SOURCE_BYTES,
+    ProjectSources,
+    load_project,
+    validate_name,
+)
 from reconciler.render.values import merge_values
 
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
+    "MAX_PROJECT_BYTES",
     "MAX_RENDERED_CHARS",
     "MAX_SOURCE_BYTES",
     "ProjectSources",

@@ -9,6 +9,7 @@ import yaml
 
 from reconciler.errors import RenderError
 from reconciler.render.messages import type_name
+from reconciler.render.printed import PrintedValues, SubstitutingLoader
 from reconciler.render.yaml_loaders import ManifestLoader, yaml_error
 
 CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset(
@@ -65,9 +66,14 @@ when its manifest names none.  Custom cluster-scoped kinds are not known here: t
 ignores a namespace on them, and the apply stage decides by discovery."""
 
 
-def parse_documents(text: str, *, file_name: str) -> Iterator[tuple[int, int, Any]]:
-    """(1-based document index, 1-based first line, data) for each non-empty document."""
-    loader = ManifestLoader(text)
+def parse_documents(
+    text: str, *, file_name: str, printed: PrintedValues | None = None
+) -> Iterator[tuple[int, int, Any]]:
+    """(1-based document index, 1-based first line, data) for each non-empty document.
+
+    With ``printed``, the placeholders of printed values become the values (see :mod:`.printed`).
+    """
+    loader = ManifestLoader(text) if printed is None else SubstitutingLoader(text, printed=printed)
     try:
         index = 0
         while loader.check_node():

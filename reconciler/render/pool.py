@@ -2,31 +2,88 @@
 
 Templates come from ops repos, and Jinja2 cannot bound CPU time: nested ``range()`` loops can spin
 for hours without producing output.  Rendering in the daemon's event loop would freeze every other
-deployment behind one bad template, and a thread cannot be stopped.  A worker process can: when a
-render overruns its deadline, its workers are killed and replaced, and the render fails with a
-message that says why.
+deployment behind one bad template, and a thread cannot be stopped.  A worker process can.
+
+The pool is N independent single-worker processes fed from one queue.  A render's deadline starts
+when a worker takes it, so time spent waiting behind other renders is not charged to it; a render
+that overruns kills and replaces only its own worker, so renders beside it are untouched.  A
+project job reads its files in the worker too, so big sources never enter the daemon's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import resource
 import threading
 from collections.abc import Mapping
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
-from reconciler.errors import RenderError
+from reconciler.errors import ReconcilerError, RenderError
 from reconciler.render.rendering import Rendered, render
-from reconciler.render.sources import ProjectSources
+from reconciler.render.sources import ProjectSources, load_project
+
+STARTUP_TIMEOUT_S = 60.0
+"""How long a new worker may take to start (spawn and imports); not charged to any render."""
+
+_READY = "ready"
 
 
-def _start_worker(max_bytes: int) -> None:
-    """Runs in each worker when it starts."""
+class _Job(Protocol):
+    """What a worker runs: picklable, and named for messages."""
+
+    @property
+    def location(self) -> str: ...
+
+    def run(self) -> Rendered: ...
+
+
+@dataclass(frozen=True)
+class _RenderSources:
+    """Render sources the daemon already holds."""
+
+    sources: ProjectSources
+    context: dict[str, Any]
+
+    @property
+    def location(self) -> str:
+        return self.sources.project_dir
+
+    def run(self) -> Rendered:
+        return render(self.sources, **self.context)
+
+
+@dataclass(frozen=True)
+class _RenderProject:
+    """Read a project from a checkout, then render it: the files stay in the worker."""
+
+    checkout: Path
+    subdir: str
+    project: str
+    environment: str
+    context: dict[str, Any]
+
+    @property
+    def location(self) -> str:
+        return (PurePosixPath(self.subdir) / self.project).as_posix()
+
+    def run(self) -> Rendered:
+        sources = load_project(
+            checkout=self.checkout,
+            path=self.subdir,
+            project=self.project,
+            environment=self.environment,
+        )
+        return render(sources, project=self.project, environment=self.environment, **self.context)
+
+
+def _worker_main(connection: multiprocessing.connection.Connection, max_bytes: int) -> None:
+    """A worker process: runs one job at a time, sending back ("ok", result) or ("error", exc)."""
     # A template that builds a huge structure fails with MemoryError here instead of
     # exhausting the machine.
     resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
@@ -34,6 +91,25 @@ def _start_worker(max_bytes: int) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+    connection.send(_READY)
+    while True:
+        try:
+            job: _Job = connection.recv()
+        except EOFError:
+            return
+        connection.send(_run_job(job))
+
+
+def _run_job(job: _Job) -> tuple[str, Any]:
+    try:
+        return "ok", job.run()
+    except ReconcilerError as exc:
+        return "error", exc
+    except MemoryError:
+        message = "rendering used more memory than allowed (a template builds something huge?)"
+        return "error", RenderError(message, location=job.location)
+    except Exception as exc:  # a bug of ours: say what it was, keep the worker serving
+        return "error", RenderError(f"render failed: {type(exc).__name__}: {exc}")
 
 
 def _exit_with(parent_sentinel: int) -> None:
@@ -41,19 +117,110 @@ def _exit_with(parent_sentinel: int) -> None:
     os._exit(0)
 
 
-def _render_in_worker(sources: ProjectSources, context: dict[str, Any]) -> Rendered:
+async def _readable(connection: multiprocessing.connection.Connection, timeout_s: float) -> bool:
+    """Wait until ``connection`` has data (or EOF); False when ``timeout_s`` passed first."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(connection.fileno(), wake)
     try:
-        return render(sources, **context)
-    except MemoryError:
-        raise RenderError(
-            "rendering used more memory than allowed (a template builds something huge?)",
-            location=sources.project_dir,
-        ) from None
+        await asyncio.wait_for(ready, timeout=timeout_s)
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(connection.fileno())
+    return True
+
+
+class _Worker:
+    """One worker process, started when first needed and replaced when killed."""
+
+    def __init__(self, *, memory_bytes: int) -> None:
+        self._memory_bytes = memory_bytes
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._connection: multiprocessing.connection.Connection | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def run(self, job: _Job, *, timeout_s: float) -> Rendered:
+        connection = await self._started(location=job.location)
+        try:
+            connection.send(job)
+        except OSError:  # the idle worker died (killed from outside?): the job has not started
+            await self.stop()
+            connection = await self._started(location=job.location)
+            connection.send(job)
+        if not await _readable(connection, timeout_s):
+            await self.stop()
+            raise RenderError(
+                f"rendering took longer than {timeout_s:g}s and was stopped "
+                "(a template loops too long?)",
+                location=job.location,
+            )
+        try:
+            kind, payload = connection.recv()
+        except (EOFError, OSError):
+            await self.stop()
+            raise RenderError(
+                "the render worker died (out of memory?)", location=job.location
+            ) from None
+        if kind == "error":
+            raise payload
+        result: Rendered = payload
+        return result
+
+    async def _started(self, *, location: str) -> multiprocessing.connection.Connection:
+        if self._connection is not None:
+            return self._connection
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_worker_main, args=(theirs, self._memory_bytes), daemon=True
+        )
+        process.start()
+        theirs.close()
+        self._process, self._connection = process, ours
+        if not await _readable(ours, STARTUP_TIMEOUT_S) or not _received_ready(ours):
+            await self.stop()
+            raise RenderError("the render worker did not start", location=location)
+        return ours
+
+    async def stop(self) -> None:
+        """Kill the process (it may be stuck in a template); the next job starts a new one."""
+        process, connection = self._process, self._connection
+        self._process = self._connection = None
+        if connection is not None:
+            connection.close()
+        if process is not None:
+            process.kill()
+            await asyncio.to_thread(process.join, 5.0)
+
+
+def _received_ready(connection: multiprocessing.connection.Connection) -> bool:
+    try:
+        return bool(connection.recv() == _READY)
+    except (EOFError, OSError):
+        return False
+
+
+@dataclass
+class _Queued:
+    job: _Job
+    result: asyncio.Future[Rendered] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class RenderPool:
-    """A small pool of render processes; :meth:`render` is :func:`reconciler.render.render` with a
-    deadline.  Workers start lazily, with the ``spawn`` method (no fork of a threaded process)."""
+    """Render processes fed from a queue: :meth:`render` is :func:`reconciler.render.render`
+    with a deadline, :meth:`render_project` also reads the project in the worker.  Workers start
+    lazily, with the ``spawn`` method (no fork of a threaded process)."""
 
     def __init__(
         self, *, workers: int = 2, timeout_s: float = 10.0, memory_bytes: int = 1024 * 1024 * 1024
@@ -61,18 +228,14 @@ class RenderPool:
         self.workers = workers
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._lock = asyncio.Lock()
+        self._workers = [_Worker(memory_bytes=memory_bytes) for _ in range(workers)]
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
+        self._serving: list[asyncio.Task[None]] = []
 
-    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
-                initargs=(self.memory_bytes,),
-            )
-        return self._pool
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the workers running now."""
+        return [pid for worker in self._workers if (pid := worker.pid) is not None]
 
     async def render(
         self,
@@ -91,34 +254,69 @@ class RenderPool:
             "image_ref": image_ref,
             "values_override": values_override,
         }
-        loop = asyncio.get_running_loop()
-        pool = self._executor()
-        try:
-            future = loop.run_in_executor(pool, _render_in_worker, sources, context)
-            return await asyncio.wait_for(future, timeout=self.timeout_s)
-        except TimeoutError:
-            await self._replace(pool)
-            raise RenderError(
-                f"rendering took longer than {self.timeout_s:g}s and was stopped "
-                "(a template loops too long?)",
-                location=sources.project_dir,
-            ) from None
-        except BrokenProcessPool:
-            await self._replace(pool)
-            raise RenderError(
-                "the render worker died (out of memory?)", location=sources.project_dir
-            ) from None
+        return await self._submit(_RenderSources(sources, context))
 
-    async def _replace(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
-        """Kill the workers of ``pool`` (one of them is stuck) and start afresh next time."""
-        async with self._lock:
-            if self._pool is pool:
-                self._pool = None
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+    async def render_project(
+        self,
+        *,
+        checkout: Path,
+        subdir: str,
+        project: str,
+        environment: str,
+        namespace: str,
+        image_ref: str,
+        values_override: Mapping[str, Any],
+    ) -> Rendered:
+        """Read ``<checkout>/<subdir>/<project>`` in a worker and render it there."""
+        context = {
+            "namespace": namespace,
+            "image_ref": image_ref,
+            "values_override": values_override,
+        }
+        return await self._submit(_RenderProject(checkout, subdir, project, environment, context))
+
+    async def _submit(self, job: _Job) -> Rendered:
+        if not self._serving:
+            self._serving = [asyncio.create_task(self._serve(w)) for w in self._workers]
+        queued = _Queued(job)
+        await self._queue.put(queued)
+        return await queued.result
+
+    async def _serve(self, worker: _Worker) -> None:
+        while True:
+            queued = await self._queue.get()
+            if queued.result.done():
+                continue  # its caller gave up waiting
+            try:
+                rendered = await worker.run(queued.job, timeout_s=self.timeout_s)
+            except asyncio.CancelledError:
+                _fail(queued, "the render pool was closed during this render")
+                raise
+            except ReconcilerError as exc:
+                if not queued.result.done():
+                    queued.result.set_exception(exc)
+            except Exception as exc:  # a bug of ours: fail this render, keep serving
+                await worker.stop()
+                _fail(queued, f"render failed: {type(exc).__name__}: {exc}")
+            else:
+                if not queued.result.done():
+                    queued.result.set_result(rendered)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        """Stop the workers; renders still waiting or running fail with a message saying so.
+        A later render starts the pool afresh."""
+        serving, self._serving = self._serving, []
+        for task in serving:
+            task.cancel()
+        for task in serving:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            _fail(self._queue.get_nowait(), "the render pool was closed before this render started")
+        for worker in self._workers:
+            await worker.stop()
+
+
+def _fail(queued: _Queued, message: str) -> None:
+    if not queued.result.done():
+        queued.result.set_exception(RenderError(message, location=queued.job.location))

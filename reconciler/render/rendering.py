@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from jinja2.exceptions import SecurityError
 from reconciler.errors import InputError, RenderError
 from reconciler.render.documents import check_object, default_namespace, identity, parse_documents
 from reconciler.render.messages import type_name
+from reconciler.render.printed import OutputTooLarge, PrintedValues, refuse_reserved
 from reconciler.render.sandbox import GuardedSandbox, make_sandbox
 from reconciler.render.sources import TEMPLATE_SUFFIXES, ProjectSources
 from reconciler.render.values import merge_values, parse_values
@@ -68,14 +69,17 @@ def render(
         "namespace": namespace,
         "values": values,
     }
-    jinja = make_sandbox(dict(sources.templates))
+    for context_name, context_value in context.items():
+        refuse_reserved(context_value, name=context_name)
+    printed = PrintedValues(max_chars=MAX_RENDERED_CHARS)
+    jinja = make_sandbox(dict(sources.templates), printed=printed)
     template_names = frozenset(name for name, _text in sources.templates)
 
     objects: list[dict[str, Any]] = []
     first_seen: dict[tuple[str, str, str, str], str] = {}
     for name, _text in sources.templates:
         text = _render_template(jinja, name=name, context=context, template_names=template_names)
-        for index, line, document in parse_documents(text, file_name=name):
+        for index, line, document in _documents(text, file_name=name, printed=printed):
             where = f"document {index} (line {line})"
             obj = check_object(document, location=f"{name}:{line}", index=index)
             default_namespace(obj, namespace=namespace)
@@ -94,6 +98,23 @@ def render(
     return Rendered(objects=tuple(objects), digest=_digest(objects))
 
 
+def _documents(
+    text: str, *, file_name: str, printed: PrintedValues
+) -> Iterator[tuple[int, int, Any]]:
+    try:
+        yield from parse_documents(text, file_name=file_name, printed=printed)
+    except OutputTooLarge:
+        raise _too_large(file_name) from None
+
+
+def _too_large(name: str) -> RenderError:
+    return RenderError(
+        f"rendered output is larger than the limit of {MAX_RENDERED_CHARS}"
+        " characters; is a loop running away?",
+        location=name,
+    )
+
+
 def _render_template(
     jinja: GuardedSandbox,
     *,
@@ -103,17 +124,18 @@ def _render_template(
 ) -> str:
     chunks: list[str] = []
     size = 0
+    printed = jinja.printed
+    # printed values count at their full length, not their placeholders'
+    printed_before = printed.printed_chars
     try:
         template = jinja.get_template(name)
         for chunk in template.generate(context):
             size += len(chunk)
-            if size > MAX_RENDERED_CHARS:
-                raise RenderError(
-                    f"rendered output is larger than the limit of {MAX_RENDERED_CHARS}"
-                    " characters; is a loop running away?",
-                    location=name,
-                )
+            if size + printed.printed_chars - printed_before > MAX_RENDERED_CHARS:
+                raise _too_large(name)
             chunks.append(chunk)
+    except OutputTooLarge:
+        raise _too_large(name) from None
     except TemplateSyntaxError as exc:
         location = f"{exc.filename or exc.name or name}:{exc.lineno}"
         raise RenderError(f"template syntax: {exc.message}", location=location) from exc

@@ -7,6 +7,15 @@ no loop or include intervenes.  The loader serves only the project's own templat
 may ``{% include %}`` or ``{% import %}`` a sibling (for example a ``_macros.yaml.j2`` holding
 only macros, which renders to no documents), never another file.
 
+Values are data, not code (:mod:`.printed`): whatever ``{{ ... }}`` prints, wherever it is
+printed (plain or quoted scalar, block scalar, key), ends up inside one scalar and cannot add
+keys, documents or objects.  A template that means to emit structure says so with a filter that
+serialises the data itself: ``{{ values.resources | tojson }}`` or ``{{ values.resources | toyaml
+| indent(10) }}``.  A macro's result is printed as YAML too (its own prints are data), and stays
+so through ``indent`` and ``trim``; any other reworking of it prints as one string.  Output that
+bypasses ``{{ ... }}`` is held to the same rule: a ``{% filter %}`` block takes constant
+arguments only, and ``{% call %}`` calls a macro.
+
 The sandbox also refuses operations that would build huge values (string or list repetition,
 ``**``, padding and replacing methods and filters) and each template's output is capped.  These
 limits raise the bar for a runaway or hostile template; they are not a full resource guard (a
@@ -22,13 +31,24 @@ import string
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeGuard
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, TemplateNotFound, Undefined
+import yaml
+from jinja2 import (
+    BaseLoader,
+    Environment,
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.filters import sync_do_join
 from jinja2.nodes import EvalContext
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing, pass_eval_context
+
+from reconciler.render.printed import PrintedValues, YamlText
 
 MAX_SANDBOX_LENGTH = 1024 * 1024
 """Largest string or list one sandboxed operation (``*``, ``ljust``, ``indent``...) may build."""
@@ -227,6 +247,8 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with size caps on operations that can build huge values."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
+    printed: PrintedValues
+    """What this render's templates printed (set by :func:`make_sandbox`)."""
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -249,22 +271,62 @@ class GuardedSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if "caller" in kwargs and not isinstance(obj, Macro):
+            # a {% call %} block's result is output without finalize: only a macro's will do
+            raise SecurityError("{% call %} must call a macro")
         # str.format arrives wrapped by the sandbox; the original is in __wrapped__
         target = getattr(obj, "__wrapped__", obj)
         owner = getattr(target, "__self__", None)
         if isinstance(owner, str):
             args = _check_str_method(owner, getattr(target, "__name__", ""), args, kwargs)
-        return super().call(context, obj, *args, **kwargs)
+        result = super().call(context, obj, *args, **kwargs)
+        if isinstance(obj, Macro) and isinstance(result, str):
+            # the macro's own prints are placeholders already: its text is the template's
+            return YamlText(result)
+        return result
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for block in tree.find_all(nodes.FilterBlock):
+            # the block's filtered text is output without finalize: a value given to the
+            # filter (replace(..., values.x)) would land in the YAML as it is
+            if not _constant_arguments(block.filter):
+                raise TemplateSyntaxError(
+                    "a {% filter %} block takes constant arguments only (a value given to"
+                    " it would become YAML); filter a macro's result instead",
+                    block.lineno,
+                    name,
+                    filename,
+                )
+        return tree
 
 
-def make_sandbox(templates: Mapping[str, str]) -> GuardedSandbox:
+def _constant_arguments(node: nodes.Node) -> bool:
+    """Whether every argument of a chain of filters is a constant."""
+    if not isinstance(node, nodes.Filter):
+        return True
+    arguments = [*node.args, *(keyword.value for keyword in node.kwargs)]
+    if node.dyn_args is not None or node.dyn_kwargs is not None:
+        return False
+    for argument in arguments:
+        try:
+            argument.as_const()
+        except nodes.Impossible:
+            return False
+    return node.node is None or _constant_arguments(node.node)
+
+
+def make_sandbox(templates: Mapping[str, str], *, printed: PrintedValues) -> GuardedSandbox:
+    """The sandbox for one render; what its templates print is recorded in ``printed``."""
     environment = GuardedSandbox(
         loader=_ProjectLoader(templates),
         undefined=_ExplainingUndefined,
         keep_trailing_newline=True,
         autoescape=False,
         auto_reload=False,
+        finalize=printed.finalize,
     )
+    environment.printed = printed
     # Render must be deterministic (the digest decides whether to apply): no randomness.
     environment.globals.pop("lipsum", None)
     environment.filters.pop("random", None)
@@ -273,7 +335,64 @@ def make_sandbox(templates: Mapping[str, str]) -> GuardedSandbox:
     environment.filters["join"] = _guarded_join_filter
     # json.dumps does not stringify an Undefined (which would raise the clear error); make it.
     environment.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}
+    environment.filters["tojson"] = _as_yaml_text(environment.filters["tojson"])
+    environment.filters["toyaml"] = _toyaml_filter
+    for name in ("indent", "trim"):
+        environment.filters[name] = _keeping_yaml_text(environment.filters[name])
     return environment
+
+
+def _as_yaml_text(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def serialised(*args: Any, **kwargs: Any) -> YamlText:
+        return YamlText(original(*args, **kwargs))
+
+    return serialised
+
+
+def _keeping_yaml_text(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` (indent, trim), whose result is YAML when its text was and only spaces or
+    constant characters are added or removed."""
+
+    @functools.wraps(original)
+    def keeping(text: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(text, *args, **kwargs)
+        width = kwargs.get("width", args[0] if args else None)
+        # indent's width may be a string prefix: only spaces keep the structure
+        spaces_only = not isinstance(width, str) or width.strip(" ") == ""
+        if isinstance(text, YamlText) and isinstance(result, str) and spaces_only:
+            return YamlText(result)
+        return result
+
+    return keeping
+
+
+class _YamlTextDumper(yaml.SafeDumper):
+    """SafeDumper that raises the clear error for an undefined name inside the data."""
+
+
+def _represent_undefined(dumper: yaml.SafeDumper, value: Undefined) -> Any:
+    value._fail_with_undefined_error()
+
+
+_YamlTextDumper.add_multi_representer(Undefined, _represent_undefined)
+_YamlTextDumper.add_representer(tuple, yaml.SafeDumper.represent_list)
+
+
+def _toyaml_filter(value: Any) -> YamlText:
+    """``{{ data | toyaml }}``: data serialised as block YAML, without a final newline."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    # ASCII only: a placeholder inside the data is then always quoted, never retyped
+    text = yaml.dump(
+        value,
+        Dumper=_YamlTextDumper,
+        default_flow_style=False,
+        sort_keys=False,
+        allow_unicode=False,
+        width=1_000_000_000,
+    )
+    return YamlText(text.removesuffix("\n...\n").removesuffix("\n"))
 
 
 def _json_default(value: Any) -> Any:

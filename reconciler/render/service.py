@@ -1,14 +1,12 @@
-"""A deployment's render, as the attempt asks for it: the project's files are read off the event
-loop, then rendered in the worker pool (a template that loops for ever cannot freeze the daemon).
+"""A deployment's render, as the attempt asks for it: a worker process reads the project's files
+and renders them (a template that loops for ever cannot freeze the daemon, and big sources never
+enter its memory).
 """
 
 from __future__ import annotations
 
-import asyncio
-
 from reconciler.ports import RenderedManifests, RenderRequest
 from reconciler.render.pool import RenderPool
-from reconciler.render.sources import load_project
 
 
 class PoolRenderer:
@@ -18,15 +16,9 @@ class PoolRenderer:
         self.pool = RenderPool(timeout_s=timeout_s)
 
     async def render(self, request: RenderRequest) -> RenderedManifests:
-        sources = await asyncio.to_thread(
-            load_project,
+        return await self.pool.render_project(
             checkout=request.checkout,
-            path=request.subdir,
-            project=request.project,
-            environment=request.environment,
-        )
-        return await self.pool.render(
-            sources,
+            subdir=request.subdir,
             project=request.project,
             environment=request.environment,
             namespace=request.namespace,

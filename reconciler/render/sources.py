@@ -16,10 +16,16 @@ from reconciler.render.messages import shown
 MAX_SOURCE_BYTES = 1024 * 1024
 """Largest template or values file the loader reads."""
 
+MAX_PROJECT_BYTES = 8 * 1024 * 1024
+"""Largest total of a project's templates and values files the loader reads."""
+
+_MIB = 1024 * 1024
+
 MAX_NAME_LENGTH = 253
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml", ".yaml.j2", ".yml.j2")
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")
+_ENV_VALUES_FILE = re.compile(r"values-(.+)\.ya?ml")
 
 
 @dataclass(frozen=True)
@@ -64,20 +70,93 @@ def load_project(*, checkout: Path, path: str, project: str, environment: str) -
 
     Templates are the directory's own ``*.yaml``, ``*.yml``, ``*.yaml.j2`` and ``*.yml.j2`` files
     (not subdirectories, not dot files, not ``values*.yaml`` / ``values*.yml``).  Any file or
-    directory that resolves outside the checkout, symlinks included, is refused.
+    directory that resolves outside the checkout, symlinks included, is refused, and so is a
+    project over :data:`MAX_PROJECT_BYTES`.  A project with ``values-<name>.yaml`` files declares
+    its environments: any other environment is refused.  One without such files takes any.
     """
     validate_name(field="project", value=project)
     validate_name(field="environment", value=environment)
     relative_dir = _project_relative_dir(path=path, project=project)
     project_dir_text = relative_dir.as_posix()
 
+    root, resolved_dir = _resolve_project_dir(checkout, relative_dir)
+    try:
+        entries = sorted(resolved_dir.iterdir(), key=lambda entry: entry.name)
+    except OSError as exc:
+        raise RenderError(f"cannot list project directory {project_dir_text}: {exc}") from exc
+    _check_environment_declared(entries, project=project, environment=environment)
+    values_env_name = f"values-{environment}.yaml"
+    values_files = (resolved_dir / "values.yaml", resolved_dir / values_env_name)
+    template_files = [entry for entry in entries if _is_template_name(entry.name)]
+    _check_budget([*template_files, *values_files], root=root, project=project)
+
+    templates: list[tuple[str, str]] = []
+    for entry in template_files:
+        text = _read_source(entry, root=root, project_dir=project_dir_text)
+        templates.append((entry.name, text))
+    if not templates:
+        raise RenderError(
+            f"project directory {project_dir_text} holds no templates"
+            f" (expected files ending in {', '.join(TEMPLATE_SUFFIXES)})"
+        )
+
+    sources = ProjectSources(
+        project_dir=project_dir_text,
+        templates=tuple(templates),
+        values_base=_read_optional(values_files[0], root, project_dir_text),
+        values_env=_read_optional(values_files[1], root, project_dir_text),
+        values_env_name=values_env_name,
+    )
+    # the files may have grown since they were measured
+    read = [text for _name, text in templates] + [sources.values_base, sources.values_env]
+    _refuse_over_budget(sum(len(text.encode()) for text in read if text), project=project)
+    return sources
+
+
+def _check_environment_declared(entries: list[Path], *, project: str, environment: str) -> None:
+    declared = sorted(
+        {
+            match.group(1)
+            for entry in entries
+            if (match := _ENV_VALUES_FILE.fullmatch(entry.name)) and not entry.is_dir()
+        }
+    )
+    if declared and environment not in declared:
+        raise RenderError(
+            f"environment {environment!r} is not declared by project {project!r}"
+            f" (it has values files for: {', '.join(declared)})"
+        )
+
+
+def _check_budget(files: list[Path], *, root: Path, project: str) -> None:
+    """Refuse a project too large to read, before reading it (from the files' sizes)."""
+    total = 0
+    for file in files:
+        try:
+            resolved = file.resolve()
+            if resolved.is_relative_to(root) and resolved.is_file():
+                total += resolved.stat().st_size
+        except OSError:
+            continue  # reading it reports the problem
+    _refuse_over_budget(total, project=project)
+
+
+def _refuse_over_budget(total: int, *, project: str) -> None:
+    if total > MAX_PROJECT_BYTES:
+        raise RenderError(
+            f"project {project!r} is larger than the {MAX_PROJECT_BYTES // _MIB} MiB budget"
+            f" (templates and values files: {total / _MIB:.1f} MiB)"
+        )
+
+
+def _resolve_project_dir(checkout: Path, relative_dir: PurePosixPath) -> tuple[Path, Path]:
+    """(checkout root, project directory), both resolved; the directory must be inside."""
+    project_dir_text = relative_dir.as_posix()
     try:
         root = checkout.resolve(strict=True)
     except OSError as exc:
         raise RenderError(f"ops repo checkout {checkout} does not exist or cannot be read") from exc
-
-    project_dir = root.joinpath(*relative_dir.parts)
-    resolved_dir = project_dir.resolve()
+    resolved_dir = root.joinpath(*relative_dir.parts).resolve()
     if not resolved_dir.is_relative_to(root):
         raise RenderError(
             f"project directory {project_dir_text} resolves outside the ops repo checkout"
@@ -88,30 +167,7 @@ def load_project(*, checkout: Path, path: str, project: str, environment: str) -
             f"project directory {project_dir_text} does not exist in the ops repo"
             " (check the project name and the ops repo's path)"
         )
-
-    templates: list[tuple[str, str]] = []
-    try:
-        entries = sorted(resolved_dir.iterdir(), key=lambda entry: entry.name)
-    except OSError as exc:
-        raise RenderError(f"cannot list project directory {project_dir_text}: {exc}") from exc
-    for entry in entries:
-        if _is_template_name(entry.name):
-            text = _read_source(entry, root=root, project_dir=project_dir_text)
-            templates.append((entry.name, text))
-    if not templates:
-        raise RenderError(
-            f"project directory {project_dir_text} holds no templates"
-            f" (expected files ending in {', '.join(TEMPLATE_SUFFIXES)})"
-        )
-
-    values_env_name = f"values-{environment}.yaml"
-    return ProjectSources(
-        project_dir=project_dir_text,
-        templates=tuple(templates),
-        values_base=_read_optional(resolved_dir / "values.yaml", root, project_dir_text),
-        values_env=_read_optional(resolved_dir / values_env_name, root, project_dir_text),
-        values_env_name=values_env_name,
-    )
+    return root, resolved_dir
 
 
 def _project_relative_dir(*, path: str, project: str) -> PurePosixPath:

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import RenderError
-from reconciler.render import ProjectSources, RenderPool
+from reconciler.ports import RenderRequest
+from reconciler.render import ProjectSources, RenderPool, load_project, render
+from reconciler.render.service import PoolRenderer
 from reconciler.retry import poll_until
 
 CONFIGMAP = """\
@@ -86,7 +88,7 @@ async def main():
     await pool.render(sources, project="a", environment="p", namespace="a-p",
                       image_ref="r/i:1", values_override={})
     with open(sys.argv[2], "w") as out:
-        out.write(" ".join(str(pid) for pid in pool._executor()._processes))
+        out.write(" ".join(str(pid) for pid in pool.worker_pids))
     await asyncio.sleep(60)
 
 asyncio.run(main())
@@ -133,3 +135,137 @@ def _alive(pid: int) -> bool:
     # A zombie waiting for init to reap it is gone for our purposes.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] != "Z"
+
+
+EXAMPLE_REPO = Path(__file__).resolve().parents[3] / "ops_repos_example"
+LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+DEADLINE_MESSAGE = "app: rendering took longer than 1s and was stopped (a template loops too long?)"
+
+
+async def _outcome(pool: RenderPool, template: str) -> str:
+    try:
+        rendered = await _render(pool, template)
+    except RenderError as exc:
+        return str(exc)
+    return str(rendered.objects[0]["metadata"]["name"])  # type: ignore[attr-defined]
+
+
+async def test_overruns_fail_alone_and_the_pool_stays_usable() -> None:
+    """4 looping and 4 good renders at once on 2 workers: only the looping ones fail."""
+    pool = RenderPool(workers=2, timeout_s=1.0)
+    try:
+        templates = [CONFIGMAP + LOOP] * 4 + [CONFIGMAP] * 4
+        outcomes = await asyncio.gather(*(_outcome(pool, t) for t in templates))
+        assert outcomes == [DEADLINE_MESSAGE] * 4 + ["app"] * 4
+        assert await _outcome(pool, CONFIGMAP) == "app"
+    finally:
+        await pool.close()
+
+
+async def test_waiting_in_the_queue_is_not_charged_to_the_deadline() -> None:
+    """A good render queued behind two looping ones on 1 worker still succeeds."""
+    pool = RenderPool(workers=1, timeout_s=1.0)
+    try:
+        outcomes = await asyncio.gather(
+            _outcome(pool, CONFIGMAP + LOOP),
+            _outcome(pool, CONFIGMAP + LOOP),
+            _outcome(pool, CONFIGMAP),
+        )
+        assert outcomes == [DEADLINE_MESSAGE, DEADLINE_MESSAGE, "app"]
+    finally:
+        await pool.close()
+
+
+async def test_closing_fails_waiting_and_running_renders_clearly() -> None:
+    """Renders running or queued at close fail saying so; a later render starts afresh."""
+    pool = RenderPool(workers=1, timeout_s=30.0)
+    try:
+        running = asyncio.create_task(_outcome(pool, CONFIGMAP + LOOP))
+        waiting = asyncio.create_task(_outcome(pool, CONFIGMAP))
+        await poll_until(lambda: bool(pool.worker_pids), timeout_s=30.0, interval_s=0.05)
+        await pool.close()
+        assert await running == "app: the render pool was closed during this render"
+        assert await waiting == "app: the render pool was closed before this render started"
+        assert await _outcome(pool, CONFIGMAP) == "app"
+    finally:
+        await pool.close()
+
+
+def _project(tmp_path: Path, **files: str) -> Path:
+    for name, text in files.items():
+        (tmp_path / "apps" / "web").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "apps" / "web" / name).write_text(text)
+    return tmp_path
+
+
+async def _render_project(pool: RenderPool, checkout: Path, environment: str = "prod") -> object:
+    return await pool.render_project(
+        checkout=checkout,
+        subdir="apps",
+        project="web",
+        environment=environment,
+        namespace="web-prod",
+        image_ref="reg/web:1",
+        values_override={},
+    )
+
+
+async def test_a_project_is_read_and_rendered_in_the_worker(
+    pool: RenderPool, tmp_path: Path
+) -> None:
+    """render_project loads the files in the worker and renders them with their values."""
+    checkout = _project(
+        tmp_path,
+        **{"cm.yaml.j2": CONFIGMAP + "  level: {{ values.level }}\n", "values.yaml": "level: x\n"},
+    )
+    rendered = await _render_project(pool, checkout)
+    assert rendered.objects[0]["data"] == {"image": "reg/web:1", "level": "x"}  # type: ignore[attr-defined]
+
+
+async def test_loading_errors_come_back_from_the_worker(pool: RenderPool, tmp_path: Path) -> None:
+    """An over-budget project says so (not a timeout); an undeclared environment is named."""
+    checkout = _project(
+        tmp_path,
+        **{f"t{i}.yaml": "#" * (1024 * 1024) for i in range(9)},
+        **{"values-prod.yaml": "a: 1\n"},
+    )
+    with pytest.raises(RenderError) as caught:
+        await _render_project(pool, checkout)
+    assert str(caught.value) == (
+        "project 'web' is larger than the 8 MiB budget (templates and values files: 9.0 MiB)"
+    )
+    with pytest.raises(RenderError) as caught:
+        await _render_project(pool, checkout, environment="prdo")
+    assert str(caught.value) == (
+        "environment 'prdo' is not declared by project 'web' (it has values files for: prod)"
+    )
+
+
+async def test_pool_renderer_renders_the_example_repo_like_render() -> None:
+    """PoolRenderer (the daemon's renderer) gives the objects and digest of a direct render."""
+    example = EXAMPLE_REPO
+    renderer = PoolRenderer(timeout_s=30.0)
+    try:
+        rendered = await renderer.render(
+            RenderRequest(
+                checkout=example,
+                subdir="",
+                project="web",
+                environment="prod",
+                namespace="web-prod",
+                image_ref="reg/web:1",
+                values_override={},
+            )
+        )
+    finally:
+        await renderer.close()
+    direct = render(
+        load_project(checkout=example, path="", project="web", environment="prod"),
+        project="web",
+        environment="prod",
+        namespace="web-prod",
+        image_ref="reg/web:1",
+        values_override={},
+    )
+    assert rendered.objects == direct.objects
+    assert rendered.digest == direct.digest

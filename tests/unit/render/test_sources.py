@@ -263,3 +263,40 @@ def test_fifo_is_not_read(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "web" / "pipe.yaml")
     with pytest.raises(RenderError, match="is not a regular file"):
         load_project(checkout=tmp_path, path="", project="web", environment="prod")
+
+
+# --------------------------------------------------------------------------------------------
+# Declared environments and the project budget
+
+
+def test_an_undeclared_environment_is_refused(tmp_path: Path) -> None:
+    """With values-<env> files, only those environments render; the message lists them."""
+    write(tmp_path / "web" / "cm.yaml", CONFIGMAP)
+    for name in ("values-prod.yaml", "values-staging.yaml", "values-dev.yml", "values.yaml"):
+        write(tmp_path / "web" / name, "a: 1\n")
+    with pytest.raises(RenderError) as caught:
+        load_project(checkout=tmp_path, path="", project="web", environment="prdo")
+    assert caught.value.message == (
+        "environment 'prdo' is not declared by project 'web'"
+        " (it has values files for: dev, prod, staging)"
+    )
+
+
+def test_a_project_without_environment_files_takes_any_environment(tmp_path: Path) -> None:
+    """A project with no values-<env> files (values.yaml alone is fine) accepts any name."""
+    write(tmp_path / "web" / "cm.yaml", CONFIGMAP)
+    write(tmp_path / "web" / "values.yaml", "a: 1\n")
+    sources = load_project(checkout=tmp_path, path="", project="web", environment="anything")
+    assert sources.values_env is None
+
+
+def test_a_project_over_the_budget_is_refused(tmp_path: Path) -> None:
+    """Nine 1 MiB templates exceed the 8 MiB project budget, which the message names."""
+    for index in range(9):
+        write(tmp_path / "web" / f"t{index}.yaml", "#" * MAX_SOURCE_BYTES)
+    write(tmp_path / "web" / "values.yaml", "a: " + "x" * (100 * 1024) + "\n")
+    with pytest.raises(RenderError) as caught:
+        load_project(checkout=tmp_path, path="", project="web", environment="prod")
+    assert caught.value.message == (
+        "project 'web' is larger than the 8 MiB budget (templates and values files: 9.1 MiB)"
+    )
