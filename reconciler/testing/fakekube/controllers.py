@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from .defaults import DEFAULT_STORAGE_CLASS, NODE_NAME
 from .faults import Faults
 from .registry import ApiError, Registry, clone, now_iso
-from .schema import ResourceType
+from .resource_types import ResourceType
 from .store import WatchEvent
 
 log = logging.getLogger(__name__)

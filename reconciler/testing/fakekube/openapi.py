@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .schema import KUBERNETES_VERSION, ResourceType, builtin_definitions
+from .resource_types import ResourceType
+from .schema import KUBERNETES_VERSION, builtin_definitions
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _REF_PREFIX = "#/components/schemas/"

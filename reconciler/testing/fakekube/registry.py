@@ -23,13 +23,13 @@ from .defaults import Allocator, Context, apply_defaults, initial_status
 from .fields import MISSING, Decoded, FieldError, FieldSet
 from .managed import ManagerEntry, decode_managers, view
 from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from .schema import (
+from .resource_types import (
     SERVED_GROUP_VERSIONS,
     ResourceType,
-    builtin_factory,
     builtin_resource_types,
     custom_resource_types,
 )
+from .schema import builtin_factory
 from .store import FieldSelector, LabelSelector, ResourceKey, SelectorError, Store
 from .validation import validate, validate_name
 

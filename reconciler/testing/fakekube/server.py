@@ -23,7 +23,8 @@ from .registry import (
     Registry,
     bad_request,
 )
-from .schema import KUBERNETES_VERSION, ResourceType
+from .resource_types import ResourceType
+from .schema import KUBERNETES_VERSION
 from .store import Watcher
 from .tables import table_for, wants_table
 

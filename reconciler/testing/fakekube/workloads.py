@@ -15,7 +15,7 @@ from typing import Any
 from .controllers import ControllerManager, condition, controller_owner, controller_ref
 from .defaults import NODE_NAME
 from .registry import ApiError, Registry, clone, now_iso, random_suffix
-from .schema import ResourceType
+from .resource_types import ResourceType
 from .store import LabelSelector, WatchEvent
 
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
