@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import fields as fieldsets
+from .decoding import Decoded, decode
 from .defaults import Allocator, Context, apply_defaults, initial_status
-from .fields import MISSING, Decoded, FieldError, FieldSet
+from .fields import MISSING, FieldError, FieldSet
 from .managed import ManagerEntry, decode_managers, view
 from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .resource_types import (
@@ -408,7 +409,7 @@ class Registry:
             # Nulls mean "unset" in a stored object; an apply keeps them until the merge, where
             # they release the field.
             body = fieldsets.strip_nulls(body)
-        cleaned = fieldsets.decode(body, resource.schema, report)
+        cleaned = decode(body, resource.schema, report)
         name = str((body.get("metadata") or {}).get("name", ""))
         if report.type_errors:
             problems = "; ".join(str(e) for e in report.type_errors)
