@@ -12,7 +12,8 @@ from aiohttp import web
 
 from .controllers import ClusterControllers, ControllerManager, bootstrap
 from .faults import Faults, RequestRecord
-from .registry import Registry, clone
+from .objects import clone
+from .registry import Registry
 from .server import ApiServer
 from .workloads import Workloads
 

@@ -20,9 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .api_errors import ApiError
 from .defaults import DEFAULT_STORAGE_CLASS, NODE_NAME
 from .faults import Faults
-from .registry import ApiError, Registry, clone, now_iso
+from .objects import clone, now_iso
+from .registry import Registry
 from .resource_types import ResourceType
 from .store import WatchEvent
 

@@ -15,14 +15,10 @@ import yaml
 from aiohttp import web
 
 from . import openapi
+from .api_errors import ApiError, bad_request
 from .faults import Faults, RequestRecord
-from .registry import (
-    APPLY_PATCH,
-    PATCH_TYPES,
-    ApiError,
-    Registry,
-    bad_request,
-)
+from .patch_types import APPLY_PATCH, PATCH_TYPES
+from .registry import Registry
 from .resource_types import ResourceType
 from .schema import KUBERNETES_VERSION
 from .store import Watcher

@@ -12,9 +12,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .api_errors import ApiError
 from .controllers import ControllerManager, condition, controller_owner, controller_ref
 from .defaults import NODE_NAME
-from .registry import ApiError, Registry, clone, now_iso, random_suffix
+from .objects import clone, now_iso, random_suffix
+from .registry import Registry
 from .resource_types import ResourceType
 from .store import LabelSelector, WatchEvent
 
