@@ -92,3 +92,17 @@ def stale(resource: ResourceType, name: str) -> ApiError:
         "has been modified; please apply your changes to the latest version and try again",
         details=status_details(resource, name),
     )
+
+
+def no_route() -> ApiError:
+    """404 for a path the server does not serve."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def method_not_allowed() -> ApiError:
+    """405 for a verb the resource does not support."""
+    return ApiError(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+    )

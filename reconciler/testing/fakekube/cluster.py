@@ -68,17 +68,17 @@ class FakeKube:
         address = runner.addresses[0]
         self.port = int(address[1])
         self.url = f"http://{self.host}:{self.port}"
-        self._server.closing = False
+        self._server.watches.closing = False
         self.controllers.start()
 
     async def stop(self) -> None:
         """Ends watches, stops the controllers and closes the port."""
         if self._runner is None:
             return
-        self._server.closing = True
+        self._server.watches.closing = True
         self.registry.store.close_watchers()
         await self.controllers.stop()
-        for task in list(self._server.watch_tasks):
+        for task in list(self._server.watches.tasks):
             task.cancel()
         await asyncio.sleep(0)
         await self._runner.cleanup()
