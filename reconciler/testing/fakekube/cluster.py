@@ -10,12 +10,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from .controllers import ClusterControllers, ControllerManager, bootstrap
+from .controllers import ClusterControllers, ControllerManager, Workloads, bootstrap
 from .faults import Faults, RequestRecord
 from .objects import clone
 from .registry import Registry
 from .server import ApiServer
-from .workloads import Workloads
 
 
 class FakeKube:
