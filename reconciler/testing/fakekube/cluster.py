@@ -10,11 +10,11 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from .controllers import ClusterControllers, ControllerManager, bootstrap
+from .controllers import ClusterControllers, ControllerManager, Workloads, bootstrap
 from .faults import Faults, RequestRecord
-from .registry import Registry, clone
+from .objects import clone
+from .registry import Registry
 from .server import ApiServer
-from .workloads import Workloads
 
 
 class FakeKube:
@@ -67,17 +67,17 @@ class FakeKube:
         address = runner.addresses[0]
         self.port = int(address[1])
         self.url = f"http://{self.host}:{self.port}"
-        self._server.closing = False
+        self._server.watches.closing = False
         self.controllers.start()
 
     async def stop(self) -> None:
         """Ends watches, stops the controllers and closes the port."""
         if self._runner is None:
             return
-        self._server.closing = True
+        self._server.watches.closing = True
         self.registry.store.close_watchers()
         await self.controllers.stop()
-        for task in list(self._server.watch_tasks):
+        for task in list(self._server.watches.tasks):
             task.cancel()
         await asyncio.sleep(0)
         await self._runner.cleanup()

@@ -13,7 +13,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from .schema import ResourceType, SchemaNode
+from .resource_types import ResourceType
+from .schema import SchemaNode
 
 DEFAULT_STORAGE_CLASS = "standard"
 NODE_NAME = "fakekube-node"

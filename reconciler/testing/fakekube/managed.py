@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fields import FieldSet
-from .schema import ResourceType
+from .resource_types import ResourceType
 
 # Metadata the apiserver maintains itself; never part of any field set.
 SYSTEM_METADATA = frozenset(

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from .schema import KUBERNETES_VERSION, ResourceType, builtin_definitions
+from .resource_types import ResourceType
+from .schema import KUBERNETES_VERSION, builtin_definitions
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _REF_PREFIX = "#/components/schemas/"
@@ -150,98 +152,76 @@ def _operation(
     return operation
 
 
+_LIST_PARAMETERS = (
+    "allowWatchBookmarks",
+    "continue",
+    "fieldSelector",
+    "labelSelector",
+    "limit",
+    "resourceVersion",
+    "resourceVersionMatch",
+    "sendInitialEvents",
+    "timeoutSeconds",
+    "watch",
+)
+_PATCH_MEDIA_TYPES = (
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+)
+
+
+@dataclass(frozen=True)
+class _PathParts:
+    """What the operations on one resource's paths are built from."""
+
+    resource: ResourceType
+    schema_ref: str
+    list_ref: str
+    path_params: list[dict[str, Any]]
+    collection_params: list[dict[str, Any]]
+    write_params: list[dict[str, Any]]
+    list_params: list[dict[str, Any]]
+    json_body: dict[str, Any]
+    patch_body: dict[str, Any]
+
+    @classmethod
+    def of(cls, resource: ResourceType, schema_ref: str) -> _PathParts:
+        """The parts for ``resource``, whose schema is at ``schema_ref``."""
+        return cls(
+            resource=resource,
+            schema_ref=schema_ref,
+            list_ref=f"{schema_ref}List" if not resource.custom else schema_ref,
+            path_params=[_parameter("name", "path")]
+            + ([_parameter("namespace", "path")] if resource.namespaced else []),
+            collection_params=[_parameter("namespace", "path")] if resource.namespaced else [],
+            write_params=[_parameter(p) for p in ("dryRun", "fieldManager", "fieldValidation")],
+            list_params=[_parameter(p) for p in _LIST_PARAMETERS],
+            json_body={
+                "required": True,
+                "content": {"*/*": {"schema": {"$ref": schema_ref}}},
+            },
+            patch_body={
+                "required": True,
+                "content": {
+                    media: {"schema": {"$ref": f"{_REF_PREFIX}{_META}Patch"}}
+                    for media in _PATCH_MEDIA_TYPES
+                },
+            },
+        )
+
+
 def _paths(resource: ResourceType, schema_ref: str) -> dict[str, Any]:
+    """The paths of one resource, with their operations."""
+    parts = _PathParts.of(resource, schema_ref)
     prefix = f"/{group_version_path(resource.group, resource.version)}"
     namespace_part = "/namespaces/{namespace}" if resource.namespaced else ""
     collection = f"{prefix}{namespace_part}/{resource.plural}"
     item = f"{collection}/{{name}}"
-    write_params = [_parameter(p) for p in ("dryRun", "fieldManager", "fieldValidation")]
-    path_params = [_parameter("name", "path")] + (
-        [_parameter("namespace", "path")] if resource.namespaced else []
-    )
-    collection_params = [_parameter("namespace", "path")] if resource.namespaced else []
-    list_params = [
-        _parameter(p)
-        for p in (
-            "allowWatchBookmarks",
-            "continue",
-            "fieldSelector",
-            "labelSelector",
-            "limit",
-            "resourceVersion",
-            "resourceVersionMatch",
-            "sendInitialEvents",
-            "timeoutSeconds",
-            "watch",
-        )
-    ]
-    json_body = {
-        "required": True,
-        "content": {"*/*": {"schema": {"$ref": schema_ref}}},
-    }
-    patch_body = {
-        "required": True,
-        "content": {
-            media: {"schema": {"$ref": f"{_REF_PREFIX}{_META}Patch"}}
-            for media in (
-                "application/apply-patch+yaml",
-                "application/json-patch+json",
-                "application/merge-patch+json",
-                "application/strategic-merge-patch+json",
-            )
-        },
-    }
-    kind = resource.kind
-    list_ref = f"{schema_ref}List" if not resource.custom else schema_ref
     paths: dict[str, Any] = {
-        collection: {
-            "get": _operation(
-                resource, "list", f"list{kind}", list_ref, collection_params + list_params
-            ),
-            "post": _operation(
-                resource,
-                "post",
-                f"create{kind}",
-                schema_ref,
-                collection_params + write_params,
-                body=json_body,
-            ),
-            "delete": _operation(
-                resource,
-                "deletecollection",
-                f"deleteCollection{kind}",
-                f"{_REF_PREFIX}{_META}Status",
-                collection_params
-                + list_params
-                + [_parameter("dryRun"), _parameter("propagationPolicy")],
-            ),
-        },
-        item: {
-            "get": _operation(resource, "get", f"read{kind}", schema_ref, path_params),
-            "put": _operation(
-                resource,
-                "put",
-                f"replace{kind}",
-                schema_ref,
-                path_params + write_params,
-                body=json_body,
-            ),
-            "patch": _operation(
-                resource,
-                "patch",
-                f"patch{kind}",
-                schema_ref,
-                path_params + write_params + [_parameter("force")],
-                body=patch_body,
-            ),
-            "delete": _operation(
-                resource,
-                "delete",
-                f"delete{kind}",
-                f"{_REF_PREFIX}{_META}Status",
-                [*path_params, _parameter("dryRun"), _parameter("propagationPolicy")],
-            ),
-        },
+        collection: _collection_operations(parts),
+        item: _item_operations(parts),
     }
     if resource.has_status:
         paths[f"{item}/status"] = {
@@ -249,39 +229,109 @@ def _paths(resource: ResourceType, schema_ref: str) -> dict[str, Any]:
             for verb in ("get", "put", "patch")
         }
     if resource.scale is not None:
-        scale_ref = f"{_REF_PREFIX}io.k8s.api.autoscaling.v1.Scale"
-        paths[f"{item}/scale"] = {
-            "get": _operation(resource, "get", f"read{kind}Scale", scale_ref, path_params),
-            "put": _operation(
-                resource,
-                "put",
-                f"replace{kind}Scale",
-                scale_ref,
-                path_params + write_params,
-                body=json_body,
-            ),
-            "patch": _operation(
-                resource,
-                "patch",
-                f"patch{kind}Scale",
-                scale_ref,
-                path_params + write_params + [_parameter("force")],
-                body=patch_body,
-            ),
-        }
-        for operation in paths[f"{item}/scale"].values():
-            operation["x-kubernetes-group-version-kind"] = {
-                "group": "autoscaling",
-                "version": "v1",
-                "kind": "Scale",
-            }
+        paths[f"{item}/scale"] = _scale_operations(parts)
     if resource.namespaced:
         paths[f"{prefix}/{resource.plural}"] = {
             "get": _operation(
-                resource, "list", f"list{kind}ForAllNamespaces", list_ref, list_params
+                resource,
+                "list",
+                f"list{resource.kind}ForAllNamespaces",
+                parts.list_ref,
+                parts.list_params,
             )
         }
     return paths
+
+
+def _collection_operations(parts: _PathParts) -> dict[str, Any]:
+    resource, kind = parts.resource, parts.resource.kind
+    return {
+        "get": _operation(
+            resource,
+            "list",
+            f"list{kind}",
+            parts.list_ref,
+            parts.collection_params + parts.list_params,
+        ),
+        "post": _operation(
+            resource,
+            "post",
+            f"create{kind}",
+            parts.schema_ref,
+            parts.collection_params + parts.write_params,
+            body=parts.json_body,
+        ),
+        "delete": _operation(
+            resource,
+            "deletecollection",
+            f"deleteCollection{kind}",
+            f"{_REF_PREFIX}{_META}Status",
+            parts.collection_params
+            + parts.list_params
+            + [_parameter("dryRun"), _parameter("propagationPolicy")],
+        ),
+    }
+
+
+def _item_operations(parts: _PathParts) -> dict[str, Any]:
+    resource, kind = parts.resource, parts.resource.kind
+    return {
+        "get": _operation(resource, "get", f"read{kind}", parts.schema_ref, parts.path_params),
+        "put": _operation(
+            resource,
+            "put",
+            f"replace{kind}",
+            parts.schema_ref,
+            parts.path_params + parts.write_params,
+            body=parts.json_body,
+        ),
+        "patch": _operation(
+            resource,
+            "patch",
+            f"patch{kind}",
+            parts.schema_ref,
+            parts.path_params + parts.write_params + [_parameter("force")],
+            body=parts.patch_body,
+        ),
+        "delete": _operation(
+            resource,
+            "delete",
+            f"delete{kind}",
+            f"{_REF_PREFIX}{_META}Status",
+            [*parts.path_params, _parameter("dryRun"), _parameter("propagationPolicy")],
+        ),
+    }
+
+
+def _scale_operations(parts: _PathParts) -> dict[str, Any]:
+    resource, kind = parts.resource, parts.resource.kind
+    scale_ref = f"{_REF_PREFIX}io.k8s.api.autoscaling.v1.Scale"
+    operations = {
+        "get": _operation(resource, "get", f"read{kind}Scale", scale_ref, parts.path_params),
+        "put": _operation(
+            resource,
+            "put",
+            f"replace{kind}Scale",
+            scale_ref,
+            parts.path_params + parts.write_params,
+            body=parts.json_body,
+        ),
+        "patch": _operation(
+            resource,
+            "patch",
+            f"patch{kind}Scale",
+            scale_ref,
+            parts.path_params + parts.write_params + [_parameter("force")],
+            body=parts.patch_body,
+        ),
+    }
+    for operation in operations.values():
+        operation["x-kubernetes-group-version-kind"] = {
+            "group": "autoscaling",
+            "version": "v1",
+            "kind": "Scale",
+        }
+    return operations
 
 
 def document(

@@ -13,7 +13,8 @@ import re
 from typing import Any
 
 from .fields import FieldError
-from .schema import ResourceType, SchemaNode
+from .resource_types import ResourceType
+from .schema import SchemaNode
 from .store import LabelSelector
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.testing.fakekube.schema import builtin_resource_types
+from reconciler.testing.fakekube.resource_types import builtin_resource_types
 from tests.support.kubeapi import Api
 
 REQUIRED_KINDS = {

@@ -1,0 +1,71 @@
+"""Helpers for objects as JSON data: copies, timestamps, generated names, dotted paths."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from .store import LabelSelector
+
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+_last_stamp: tuple[int, str] = (0, "")
+
+
+def now_iso(moment: float | None = None) -> str:
+    """An RFC 3339 timestamp with second precision, as the apiserver writes them."""
+    global _last_stamp
+    second = int(time.time() if moment is None else moment)
+    if _last_stamp[0] != second:
+        # Formatting is costly on hot paths; one second has one text.
+        _last_stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_stamp[1]
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON data, with interned keys (objects share their key strings)."""
+    kind = type(value)
+    if kind is dict:
+        return {sys.intern(key): clone(item) for key, item in value.items()}
+    if kind is list:
+        return [clone(item) for item in value]
+    return value
+
+
+def random_suffix(length: int = 5) -> str:
+    """The random suffix generateName and controllers use."""
+    return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(length))
+
+
+def selector_string(selector: Any) -> str:
+    """A LabelSelector (matchLabels / matchExpressions) in query syntax."""
+    if not isinstance(selector, dict):
+        return ""
+    return str(LabelSelector.from_label_selector(selector))
+
+
+def get_path(obj: Any, dotted: str) -> Any:
+    """The value at ``dotted`` (``spec.replicas``), or None."""
+    for part in dotted.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def set_path(obj: dict[str, Any], dotted: str, value: Any) -> None:
+    """Sets the value at ``dotted``, creating the maps on the way."""
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
+
+
+def nest(dotted: str, value: Any) -> dict[str, Any]:
+    """A new object holding only ``value`` at ``dotted``."""
+    out: dict[str, Any] = {}
+    set_path(out, dotted, value)
+    return out
