@@ -87,7 +87,11 @@ CREATE TABLE ops_repo_policies (
     ops_repo_id    bigint PRIMARY KEY REFERENCES ops_repos (id) ON DELETE CASCADE,
     namespaces     text[] NOT NULL DEFAULT '{}',
     cluster_kinds  text[] NOT NULL DEFAULT '{}',
-    denied_kinds   text[] NOT NULL DEFAULT '{MutatingWebhookConfiguration,ValidatingWebhookConfiguration,ValidatingAdmissionPolicy,ValidatingAdmissionPolicyBinding,ClusterRole,ClusterRoleBinding}',
+    -- reconciler.model.DEFAULT_DENIED_KINDS (a test holds the two equal).
+    denied_kinds   text[] NOT NULL DEFAULT ARRAY[
+        'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration',
+        'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding',
+        'ClusterRole', 'ClusterRoleBinding'],
     updated_at     timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT ops_repo_policies_namespaces_are_patterns
         CHECK (array_position(namespaces, NULL) IS NULL AND namespace_patterns_valid(namespaces))
