@@ -104,22 +104,22 @@ CREATE TABLE ops_repo_policies (
 CREATE FUNCTION deployments_check_ops_repo(repo_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    known text := (SELECT coalesce(string_agg(name, ', ' ORDER BY name), 'none')
-                   FROM ops_repos);
+    known text;
 BEGIN
+    IF repo_id IS NOT NULL AND EXISTS (SELECT 1 FROM ops_repos r WHERE r.id = repo_id) THEN
+        RETURN;
+    END IF;
+    known := (SELECT coalesce(string_agg(name, ', ' ORDER BY name), 'none') FROM ops_repos);
     IF repo_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'not_null_violation', TABLE = 'deployments',
             COLUMN = 'ops_repo_id', CONSTRAINT = 'deployments_ops_repo_id_fkey',
             MESSAGE = 'ops_repo_id is NULL: no ops repo matched (registered ops repos: '
                       || known || ')';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM ops_repos r WHERE r.id = repo_id) THEN
-        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation', TABLE = 'deployments',
-            COLUMN = 'ops_repo_id', CONSTRAINT = 'deployments_ops_repo_id_fkey',
-            MESSAGE = 'ops_repo_id names no ops repo',
-            DETAIL = 'no ops repo has id ' || repo_id || ' (registered ops repos: '
-                     || known || ')';
-    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation', TABLE = 'deployments',
+        COLUMN = 'ops_repo_id', CONSTRAINT = 'deployments_ops_repo_id_fkey',
+        MESSAGE = 'ops_repo_id names no ops repo',
+        DETAIL = 'no ops repo has id ' || repo_id || ' (registered ops repos: ' || known || ')';
 END
 $$;
 
@@ -165,6 +165,9 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The collision check looks deployments up by namespace.
+CREATE INDEX deployments_namespace ON deployments (namespace);
 
 -- Runs after deployments_before_write (triggers fire in name order), so it sees the defaulted
 -- namespace and the generation that trigger decided.
@@ -304,6 +307,7 @@ ALTER TABLE deployment_history
 
 DROP TRIGGER deployments_within_boundaries ON deployments;
 DROP FUNCTION deployments_within_boundaries();
+DROP INDEX deployments_namespace;
 DROP FUNCTION deployments_check_namespace(deployments);
 DROP FUNCTION deployments_check_ops_repo(bigint);
 DROP TABLE ops_repo_policies;
