@@ -84,6 +84,10 @@ class Settings:
     """RECONCILER_SHUTDOWN_GRACE_S: after SIGTERM, how long in-flight work may finish before it is
     recorded as interrupted."""
 
+    history_retention_days: float | None = None
+    """RECONCILER_HISTORY_RETENTION_DAYS: history rows finished longer ago than this are deleted
+    in the background (what a rollback needs is always kept).  None, the default, keeps all."""
+
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``); errors say what is wrong."""
@@ -113,6 +117,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_RENDER_TIMEOUT_S", "render_timeout_s", _positive_seconds)
     take("RECONCILER_KUBE_TIMEOUT_S", "kube_timeout_s", _positive_seconds)
     take("RECONCILER_SHUTDOWN_GRACE_S", "shutdown_grace_s", _positive_seconds)
+    take("RECONCILER_HISTORY_RETENTION_DAYS", "history_retention_days", _positive_days)
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -123,6 +128,16 @@ def _positive_seconds(name: str, raw: str) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _positive_days(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of days, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of days, got {raw!r}")
     return value
 
 

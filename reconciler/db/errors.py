@@ -70,6 +70,9 @@ CONSTRAINT_WORDS = {
     "deployments_desired_status_known": "desired_status must be active, stopped or rollback",
     "deployments_ops_repo_id_fkey": "ops_repo_id names no ops repo",
     "deployments_project_environment_key": "this project and environment exist already",
+    "ops_repo_policies_ops_repo_id_fkey": "ops_repo_id names no ops repo",
+    "ops_repo_policies_namespaces_are_patterns": "each namespace must be a DNS-1123 label, "
+    "or a prefix of one ending in '*'",
 }
 
 
@@ -78,7 +81,8 @@ def refused_write(exc: DatabaseError, what: str) -> InputError:
     orig = postgres_error(exc)
     constraint = getattr(orig, "constraint_name", None)
     sqlstate = getattr(orig, "sqlstate", None)
-    server_message = str(orig) if orig is not None else str(exc)
+    # The message alone: a DETAIL (the trigger lists what would have been valid) is for psql.
+    server_message = (getattr(orig, "message", None) or str(orig)) if orig is not None else str(exc)
     if sqlstate == "22021" or "0x00" in server_message:
         return InputError(f"{what}: text values must not contain NUL characters")
     if constraint in CONSTRAINT_WORDS and "violates" in server_message:

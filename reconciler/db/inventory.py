@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from reconciler.db.connection import Transactional
 from reconciler.db.queries import query
-from reconciler.model import ObjectRef, RepoPolicy
+from reconciler.model import ObjectRef
 
 
 class _Taken(Exception):
@@ -50,7 +50,3 @@ class Inventory(Transactional):
         except _Taken as taken:
             return taken.owners
         return []
-
-    async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
-        """TEMPORARY until ops_repo_policies lands: the defaults for every repo."""
-        return RepoPolicy()

@@ -64,6 +64,28 @@ SET last_synced_at = now(),
 WHERE id = :repo_id;
 
 
+-- ============================================================== ops repo policies
+
+-- name: policy_for
+-- The policy of one ops repo; no row when it has none (the table's defaults then apply).
+SELECT namespaces, cluster_kinds, denied_kinds
+FROM ops_repo_policies
+WHERE ops_repo_id = :ops_repo_id;
+
+-- name: set_policy
+-- Set (or replace) the policy of one ops repo; whoever administers the database runs this.
+-- The ops repo must exist; CHECK constraints vet the namespaces.
+INSERT INTO ops_repo_policies (ops_repo_id, namespaces, cluster_kinds, denied_kinds)
+VALUES (:ops_repo_id, CAST(:namespaces AS text[]), CAST(:cluster_kinds AS text[]),
+        CAST(:denied_kinds AS text[]))
+ON CONFLICT (ops_repo_id) DO UPDATE
+SET namespaces = EXCLUDED.namespaces,
+    cluster_kinds = EXCLUDED.cluster_kinds,
+    denied_kinds = EXCLUDED.denied_kinds,
+    updated_at = now()
+RETURNING namespaces, cluster_kinds, denied_kinds;
+
+
 -- ============================================================== writers' side
 
 -- name: upsert_deployment
@@ -361,6 +383,38 @@ JOIN unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS
   ON (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name)
 WHERE o.deployment_id <> :deployment_id
 ORDER BY o.kind, o.namespace, o.name;
+
+
+-- ============================================================== history retention
+
+-- name: prune_history
+-- Delete up to the batch size of the oldest history rows finished before the cutoff (now less
+-- the given seconds).  Kept whatever their age, for each deployment still there: its newest
+-- row (the status view shows it) and the newest healthy deploy or rollback of each of its two
+-- most recent healthy images (what a rollback returns to, from either).  Returns the ids.
+WITH healthy AS (
+    SELECT DISTINCT ON (deployment_id, image_ref) id, deployment_id
+    FROM deployment_history
+    WHERE deployment_id IS NOT NULL AND status = 'healthy' AND action IN ('deploy', 'rollback')
+    ORDER BY deployment_id, image_ref, id DESC
+), kept AS (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY deployment_id ORDER BY id DESC) AS rank
+        FROM healthy
+    ) ranked
+    WHERE rank <= 2
+    UNION
+    SELECT max(id) FROM deployment_history WHERE deployment_id IS NOT NULL GROUP BY deployment_id
+)
+DELETE FROM deployment_history
+WHERE id IN (
+    SELECT h.id FROM deployment_history h
+    WHERE h.finished_at < now() - make_interval(secs => CAST(:keep_s AS double precision))
+      AND h.id NOT IN (SELECT id FROM kept)
+    ORDER BY h.id
+    LIMIT :batch
+)
+RETURNING id;
 
 
 -- ============================================================== tests' tools

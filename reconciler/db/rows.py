@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.model import Deployment, HistoryEntry, OpsRepo
+from reconciler.model import Deployment, HistoryEntry, OpsRepo, RepoPolicy
 
 
 def deployment(row: sa.Row[Any]) -> Deployment:
@@ -19,3 +19,11 @@ def ops_repo(row: sa.Row[Any]) -> OpsRepo:
 
 def history_entry(row: sa.Row[Any]) -> HistoryEntry:
     return HistoryEntry(**row._mapping)
+
+
+def policy(row: sa.Row[Any]) -> RepoPolicy:
+    return RepoPolicy(
+        namespaces=tuple(row.namespaces),
+        cluster_kinds=tuple(row.cluster_kinds),
+        denied_kinds=tuple(row.denied_kinds),
+    )

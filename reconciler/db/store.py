@@ -9,13 +9,15 @@ from reconciler.db.attempts import Attempts
 from reconciler.db.connection import create_engine
 from reconciler.db.inventory import Inventory
 from reconciler.db.ops_repos import OpsRepos
+from reconciler.db.policies import Policies
 from reconciler.db.queries import query
 from reconciler.db.reads import Reads
+from reconciler.db.retention import Retention
 from reconciler.db.writers import Writers
 from reconciler.errors import DatabaseError
 
 
-class Store(OpsRepos, Writers, Attempts, Reads, Inventory):
+class Store(OpsRepos, Policies, Writers, Attempts, Reads, Retention, Inventory):
     """The database, for the daemon and the CLI.  Create with :meth:`connect`."""
 
     def __init__(self, *, url: str, engine: AsyncEngine) -> None:

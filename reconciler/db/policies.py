@@ -1,0 +1,36 @@
+"""``ops_repo_policies``: what the deployments of one ops repo may touch."""
+
+from __future__ import annotations
+
+from reconciler.db import rows
+from reconciler.db.connection import Transactional
+from reconciler.db.errors import refused_write
+from reconciler.db.queries import query
+from reconciler.errors import DatabaseError
+from reconciler.model import RepoPolicy
+
+
+class Policies(Transactional):
+    async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
+        """The policy of an ops repo: its row, or the defaults when it has none."""
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(query("policy_for"), {"ops_repo_id": ops_repo_id})
+            ).one_or_none()
+        return rows.policy(row) if row else RepoPolicy()
+
+    async def set_policy(self, *, ops_repo_id: int, policy: RepoPolicy) -> RepoPolicy:
+        """Set (or replace) an ops repo's policy.  For whoever administers the database: the
+        daemon's and the pipelines' roles may read policies, never write them."""
+        params = {
+            "ops_repo_id": ops_repo_id,
+            "namespaces": list(policy.namespaces),
+            "cluster_kinds": list(policy.cluster_kinds),
+            "denied_kinds": list(policy.denied_kinds),
+        }
+        try:
+            async with self._tx() as conn:
+                row = (await conn.execute(query("set_policy"), params)).one()
+        except DatabaseError as exc:
+            raise refused_write(exc, f"policy of ops repo {ops_repo_id}") from exc
+        return rows.policy(row)
