@@ -126,9 +126,7 @@ async def test_a_database_outage_does_not_stop_the_loop() -> None:
     row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
     loop.store.faults["claim"] = [DatabaseUnavailable("away"), DatabaseUnavailable("away")]
     task = asyncio.create_task(loop.daemon.run())
-    await eventually(
-        lambda: loop.store.deployments[row.id].current_status == "healthy", timeout_s=10
-    )
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "healthy", within=10)
     loop.daemon.stop()
     assert await asyncio.wait_for(task, timeout=5) == 0
     assert loop.store.calls.count("claim") >= 3
@@ -153,9 +151,7 @@ async def test_a_retry_that_is_due_is_claimed_again() -> None:
     row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
     loop.renderer.errors.append(OpsRepoError("remote unreachable"))
     task = asyncio.create_task(loop.daemon.run())
-    await eventually(
-        lambda: loop.store.deployments[row.id].current_status == "healthy", timeout_s=10
-    )
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "healthy", within=10)
     loop.daemon.stop()
     await asyncio.wait_for(task, timeout=5)
     assert [h.status for h in loop.store.history_of(row.id)] == ["failed", "healthy"]
