@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 from reconciler.attempt import Options, Outcome, run_attempt
 from reconciler.decide import RetryPolicy
@@ -237,3 +238,39 @@ async def test_degraded_rollout_fails_with_the_health_message() -> None:
     assert outcome.status == "failed"
     assert "ProgressDeadlineExceeded" in world.current.status_message
     assert world.current.next_attempt_at is not None
+
+
+async def test_a_rollback_finishing_after_a_newer_desired_state_leaves_it() -> None:
+    """A pipeline's image written while the rollback rolls out wins; the rollback is recorded
+    healthy and the newer generation is left to reconcile."""
+    world = World()
+    await world.attempt()
+    world.store.set_desired(world.row.id, image_ref="web:2")
+    await world.attempt()
+    world.store.set_desired(world.row.id, desired_status="rollback")
+    cluster = world.cluster
+    apply = cluster.apply
+
+    async def apply_then_pipeline_writes(obj: Any, *, field_manager: str) -> dict[str, Any]:
+        if world.current.desired_status == "rollback":
+            world.store.set_desired(world.row.id, image_ref="web:3", desired_status="active")
+        return await apply(obj, field_manager=field_manager)
+
+    cluster.apply = apply_then_pipeline_writes  # type: ignore[method-assign]
+    outcome = await world.attempt()
+    assert outcome.status == "healthy"
+    assert (world.current.image_ref, world.current.current_image_ref) == ("web:3", "web:1")
+    assert world.current.observed_generation != world.current.generation
+    assert world.store.history_of(world.row.id)[-1].action == "rollback"
+
+
+async def test_a_render_failure_leaves_what_the_cluster_runs() -> None:
+    """A render failure after a healthy deploy keeps current_image_ref and the digest."""
+    world = World()
+    await world.attempt()
+    digest = world.current.applied_digest
+    world.store.set_desired(world.row.id, image_ref="web:2")
+    world.renderer.errors.append(RenderError("unexpected '}'"))
+    await world.attempt()
+    assert world.current.current_status == "failed"
+    assert (world.current.current_image_ref, world.current.applied_digest) == ("web:1", digest)
