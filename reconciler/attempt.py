@@ -187,6 +187,7 @@ class Attempt:
             daemon_id=self.options.daemon_id,
             action=str(self.verb),
             image_ref=self.image_ref,
+            values_override=self.values,
             generation=self.d.generation,
         )
         if self.started_at is None:
@@ -315,7 +316,7 @@ class Attempt:
             digest=self.digest,
             message=message,
             attempts=0,
-            next_attempt_at=None,
+            retry_in_s=None,
             restore_desired=self.verb is Verb.ROLLBACK and status is AttemptStatus.HEALTHY,
         )
         if not await self._record(result, wait_for_database=wait_for_database):
@@ -371,12 +372,10 @@ class Attempt:
         return status == result.status
 
     async def _fail(self, message: str, *, permanent: bool) -> Outcome:
-        attempts, next_at = self.options.retry.after_failure(
-            failures_before=decide.failures_before(self.d),
-            permanent=permanent,
-            now=dt.datetime.now(dt.UTC),
+        attempts, retry_in_s = self.options.retry.after_failure(
+            failures_before=decide.failures_before(self.d), permanent=permanent
         )
-        if next_at is None and not permanent:
+        if retry_in_s is None and not permanent:
             message += f" (gave up after {attempts} attempts; a new desired state retries)"
         if self.started_at is None:
             recorded = await self.store.fail_without_attempt(
@@ -389,15 +388,15 @@ class Attempt:
                 sha=self.checkout.sha,
                 message=message,
                 attempts=attempts,
-                next_attempt_at=next_at,
+                retry_in_s=retry_in_s,
             )
         else:
-            recorded = await self._record(self._failed(message, attempts, next_at))
+            recorded = await self._record(self._failed(message, attempts, retry_in_s))
         if not recorded:
             return self._outcome(LOST, _LOST_MESSAGE)
         return self._outcome(AttemptStatus.FAILED, message)
 
-    def _failed(self, message: str, attempts: int, next_at: dt.datetime | None) -> AttemptResult:
+    def _failed(self, message: str, attempts: int, retry_in_s: float | None) -> AttemptResult:
         return AttemptResult(
             action=str(self.verb),
             status=AttemptStatus.FAILED,
@@ -407,7 +406,9 @@ class Attempt:
             digest=self.digest,
             message=message,
             attempts=attempts,
-            next_attempt_at=next_at,
+            retry_in_s=retry_in_s,
+            # Only a started attempt gets here: it may have applied part of what it rendered.
+            applied=True,
         )
 
     def _outcome(self, status: str, message: str) -> Outcome:

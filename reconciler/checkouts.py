@@ -3,8 +3,8 @@
 Syncs run in the background, one at a time per repo: a remote that hangs until the git timeout
 must not hold up other work, and a sync that brings a new commit wakes the loop instead.  A
 deployment renders from its repo's last good checkout, fetched first only when the deployment
-already runs a commit that checkout does not contain (another daemon fetched it), so manifests
-never go back to an older commit.
+already runs, or the repo's row names, a commit that checkout does not contain (another daemon
+fetched it), so manifests never go back to an older commit nor lag behind the database.
 """
 
 from __future__ import annotations
@@ -35,16 +35,9 @@ class Checkouts:
         self._syncs: dict[int, asyncio.Task[Checkout]] = {}
         self.forced: set[int] = set()
         """Repos a NOTIFY asked to sync now (their URL or branch changed)."""
-        self.changed: dict[int, str] = {}
-        """Repos synced since the last claim that saw every candidate: repo id -> sha."""
 
     def force(self, repo_id: int) -> None:
         self.forced.add(repo_id)
-
-    def seen(self, repo_ids: Sequence[int]) -> None:
-        """Every candidate of these commits was claimed; later claims need not look again."""
-        for repo_id in repo_ids:
-            self.changed.pop(repo_id, None)
 
     async def start_syncs(self, due: Sequence[OpsRepo], *, wait: bool) -> int:
         """Start a sync of each due (or forced) repo that is not syncing already; with
@@ -97,17 +90,26 @@ class Checkouts:
                 sha=None,
                 error="the ops repo is not registered",
             )
-        deployed = deployment.current_sha
-        if checkout.path is None or deployed is None or deployed == checkout.sha:
+        if checkout.path is None:
             return checkout
-        if await self._fetcher.contains(checkout, deployed):
+        # Neither what runs nor the repo's last synced commit (another daemon, or the CLI, may
+        # have synced it: the claim came from it) may be newer than the checkout.
+        newer = [
+            sha
+            for sha in dict.fromkeys((deployment.current_sha, repo.last_sha))
+            if sha is not None
+            and sha != checkout.sha
+            and not await self._fetcher.contains(checkout, sha)
+        ]
+        if not newer:
             return checkout
         log.info(
             "checkout_behind",
             repo=repo.name,
             project=deployment.project,
             environment=deployment.environment,
-            deployed_sha=deployed,
+            deployed_sha=deployment.current_sha,
+            synced_sha=repo.last_sha,
             checkout_sha=checkout.sha,
         )
         # wait() leaves the sync running if this reconcile is cancelled: it is shared.
@@ -147,9 +149,7 @@ class Checkouts:
             checkout = await self._fetcher.fetch(repo)
             # Known before it is recorded: the tree on disk is this commit now.
             self._checkouts[repo.id] = checkout
-            if checkout.sha is not None:
-                self.changed[repo.id] = checkout.sha
-                if previous is None or previous.sha != checkout.sha:
-                    self._wake()  # deployments of the repo may need the new commit
+            if checkout.sha is not None and (previous is None or previous.sha != checkout.sha):
+                self._wake()  # deployments of the repo may need the new commit
             await record_sync(store=self._store, repo=repo, checkout=checkout)
             return checkout

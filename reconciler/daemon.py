@@ -213,16 +213,12 @@ class Daemon:
         free = self.settings.concurrency - len(self._in_flight)
         if free <= 0 or self._stopping.is_set():
             return 0
-        changed = dict(self._repos.changed)
         claimed = await self.store.claim(
             daemon_id=self.settings.daemon_id,
             limit=free,
             lease_s=self.settings.lease_s,
-            changed_repos=changed,
             in_flight=list(self._in_flight),
         )
-        if len(claimed) < free:
-            self._repos.seen(list(changed))
         if not claimed:
             return 0
         repos = await self._repos.ensure({d.ops_repo_id for d in claimed})

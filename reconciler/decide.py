@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -64,18 +63,18 @@ class RetryPolicy:
         *,
         failures_before: int,
         permanent: bool,
-        now: dt.datetime,
         rng: random.Random | None = None,
-    ) -> tuple[int, dt.datetime | None]:
-        """Failures counted after this one, and when to try again (None: parked until the
-        desired state changes, because retrying cannot help or the attempts are used up)."""
+    ) -> tuple[int, float | None]:
+        """Failures counted after this one, and in how many seconds to try again (None: parked
+        until the desired state changes, because retrying cannot help or the attempts are used
+        up).  A delay, not a time: the database adds it to its own clock."""
         failures = failures_before + 1
         if permanent or failures >= self.max_attempts:
             return failures, None
         delay = min(self.max_s, self.base_s * 2 ** (failures - 1))
         # Jitter in [0.5, 1.0) of the delay spreads retries of many deployments apart.
         jitter = (rng or random).uniform(0.5, 1.0)
-        return failures, now + dt.timedelta(seconds=delay * jitter)
+        return failures, delay * jitter
 
 
 def failures_before(deployment: Deployment) -> int:
@@ -94,13 +93,15 @@ class RowTransition:
     observed_generation: int
     records_current: bool
     """Whether current_image_ref, current_values, current_sha and applied_digest take the
-    attempt's values: the cluster now holds what the attempt applied (or stopped)."""
+    attempt's values: the cluster now holds what the attempt applied (or stopped).  An attempt
+    that applied nothing leaves them describing what the cluster still holds."""
     applied_digest: str | None
     deployed: bool
     """Whether ``deployed_at`` becomes now."""
     restores_desired: bool
     """A healthy rollback: the desired state takes the rolled-back-to image and values and
-    returns to 'active'."""
+    returns to 'active' (when the row is still at the attempt's generation: the store checks
+    that in the same write)."""
 
 
 def row_transition(result: AttemptResult, *, generation: int) -> RowTransition:
@@ -116,7 +117,7 @@ def row_transition(result: AttemptResult, *, generation: int) -> RowTransition:
         # A restore changes the desired state, so the trigger bumps generation by one; the
         # daemon made that change, so it is observed already.
         observed_generation=generation + 1 if restores else generation,
-        records_current=result.status in ("healthy", "stopped", "failed"),
+        records_current=result.applied and result.status in ("healthy", "stopped", "failed"),
         applied_digest=result.digest if healthy else None,
         deployed=healthy,
         restores_desired=restores,

@@ -95,6 +95,11 @@ class Deployment:
     attempts: int
     next_attempt_at: dt.datetime | None
     applied_digest: str | None
+    attempt_values: Any = None
+    """The values the open attempt renders with (None when no attempt is open)."""
+    rendered_sha: str | None = None
+    """The ops repo commit a finished attempt or a converge last rendered this deployment at;
+    a repo whose last synced commit differs has something new for it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,8 +137,12 @@ class AttemptResult:
     message: str
     attempts: int
     """The deployment's consecutive failed attempts after this one (0 on success)."""
-    next_attempt_at: dt.datetime | None
-    """When to retry a failure automatically; None: not before the desired state changes."""
+    retry_in_s: float | None
+    """How long after now (the database's clock) to retry a failure automatically; None: not
+    before the desired state changes."""
+    applied: bool = True
+    """Whether the attempt reached the cluster; False (it failed before applying anything)
+    leaves the current_* columns describing what the cluster still holds."""
     restore_desired: bool = False
     """A successful rollback: image_ref and values_override take the values rolled back to and
     desired_status returns to 'active'."""

@@ -34,7 +34,14 @@ class AttemptStore(Protocol):
     ) -> None: ...
 
     async def start_attempt(
-        self, *, deployment_id: int, daemon_id: str, action: str, image_ref: str, generation: int
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
     ) -> dt.datetime | None: ...
 
     async def finish_attempt(
@@ -59,7 +66,7 @@ class AttemptStore(Protocol):
         sha: str | None,
         message: str,
         attempts: int,
-        next_attempt_at: dt.datetime | None,
+        retry_in_s: float | None,
     ) -> bool: ...
 
     async def recorded_status(
@@ -91,7 +98,6 @@ class DaemonStore(AttemptStore, Protocol):
         daemon_id: str,
         limit: int,
         lease_s: float,
-        changed_repos: Mapping[int, str] | None = None,
         in_flight: Sequence[int] = (),
     ) -> list[Deployment]: ...
 

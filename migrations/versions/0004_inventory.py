@@ -38,6 +38,10 @@ CREATE INDEX deployment_objects_by_deployment ON deployment_objects (deployment_
 
 COMMENT ON TABLE deployment_objects IS
     'Every object a deployment applied; the daemon keeps it current.';
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON deployment_objects TO reconciler_daemon;
+
+GRANT SELECT ON deployment_objects TO reconciler_reader;
 """
 
 DOWNGRADE = r"""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -30,14 +30,13 @@ class Attempts(Transactional):
         daemon_id: str,
         limit: int,
         lease_s: float,
-        changed_repos: Mapping[int, str] | None = None,
         in_flight: Sequence[int] = (),
     ) -> list[Deployment]:
         """Claim up to ``limit`` deployments that need work, for ``lease_s`` seconds.
 
         Needing work: a new generation; a failed one whose retry is due; one left 'syncing' by a
-        daemon whose lease expired; or an active healthy or failed one whose ops repo moved to
-        another commit (``changed_repos``: repo id -> new sha): a commit may change its output,
+        daemon whose lease expired; or an active (or rollback) healthy or failed one not rendered
+        at its ops repo's last synced commit, whoever synced it: a commit may change its output,
         or fix what made it fail.  Rows leased by another daemon are skipped,
         and so are rows another transaction holds (SKIP LOCKED), so daemons never share work.
 
@@ -46,13 +45,10 @@ class Attempts(Transactional):
         restarted under the same ``daemon_id`` takes its own rows back at once; ``in_flight``
         names the rows this daemon is working on now, which it must not take again.
         """
-        repo_ids = list(changed_repos or {})
         params = {
             "daemon_id": daemon_id,
             "limit": limit,
             "lease_s": lease_s,
-            "repo_ids": repo_ids,
-            "repo_shas": [changed_repos[i] for i in repo_ids] if changed_repos else [],
             "in_flight": list(in_flight),
         }
         async with self._tx() as conn:
@@ -92,16 +88,24 @@ class Attempts(Transactional):
             await conn.execute(query("mark_converged"), params)
 
     async def start_attempt(
-        self, *, deployment_id: int, daemon_id: str, action: str, image_ref: str, generation: int
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
     ) -> dt.datetime | None:
-        """Mark the deployment 'syncing' and remember the attempt, so that a crash leaves a
-        trace that the next claim closes as interrupted.  Returns the attempt's start time, or
-        None when the claim was lost."""
+        """Mark the deployment 'syncing' and remember the attempt (its image and values), so
+        that a crash leaves a trace that the next claim closes as interrupted.  Returns the
+        attempt's start time, or None when the claim was lost."""
         params = {
             "id": deployment_id,
             "daemon_id": daemon_id,
             "action": action,
             "image_ref": image_ref,
+            "values_override": json.dumps(values_override),
             "generation": generation,
         }
         async with self._tx() as conn:
@@ -133,8 +137,9 @@ class Attempts(Transactional):
             **attempt,
             **transition,
             "id": deployment_id,
+            "generation": generation,
             "attempts": result.attempts,
-            "next_attempt_at": result.next_attempt_at,
+            "retry_in_s": result.retry_in_s,
         }
         history_params = {
             **attempt,
@@ -164,15 +169,17 @@ class Attempts(Transactional):
         sha: str | None,
         message: str,
         attempts: int,
-        next_attempt_at: dt.datetime | None,
+        retry_in_s: float | None,
     ) -> bool:
         """An attempt that failed before touching the cluster (bad row, template error, no
-        checkout): recorded like any attempt, with one history row."""
+        checkout): recorded like any attempt, with one history row, and current_* left as
+        they are (nothing was applied)."""
         started_at = await self.start_attempt(
             deployment_id=deployment_id,
             daemon_id=daemon_id,
             action=action,
             image_ref=image_ref,
+            values_override=values_override,
             generation=generation,
         )
         if started_at is None:
@@ -191,7 +198,8 @@ class Attempts(Transactional):
                 digest=None,
                 message=message,
                 attempts=attempts,
-                next_attempt_at=next_attempt_at,
+                retry_in_s=retry_in_s,
+                applied=False,
             ),
         )
 

@@ -107,7 +107,8 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
           desired_status, current_status, current_image_ref, current_sha, current_values,
           deployed_at, status_message, generation, observed_generation, claimed_by,
           lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
-          attempt_generation, attempts, next_attempt_at, applied_digest;
+          attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+          rendered_sha;
 
 -- name: set_desired
 -- Change the desired-state columns flagged set_*, leaving the others as they are; no row when
@@ -126,7 +127,8 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
           desired_status, current_status, current_image_ref, current_sha, current_values,
           deployed_at, status_message, generation, observed_generation, claimed_by,
           lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
-          attempt_generation, attempts, next_attempt_at, applied_digest;
+          attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+          rendered_sha;
 
 
 -- ============================================================== state transitions
@@ -138,15 +140,18 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
 
 -- name: claim
 -- Lease up to the limit of rows needing work: a new generation; a failure whose retry is due;
--- a row left 'syncing'; an active healthy or failed row whose ops repo moved to another commit.
+-- a row left 'syncing'; an active (or rollback) healthy or failed row not rendered at its ops
+-- repo's last synced commit (a commit may change its output, or fix what made it fail).
 -- Precondition: no live lease of another daemon, not in this daemon's in-flight set, and not
 -- locked by another transaction (SKIP LOCKED).  Returns the previous owner, whose open attempt
 -- (attempt_started_at set) the caller closes with close_interrupted in the same transaction.
 WITH candidates AS (
     SELECT d.id, d.claimed_by AS previous_owner FROM deployments d
     -- Two branches, each served by its own index (the partial deployments_needing_work, and
-    -- deployments_ops_repo_id), so a converged fleet costs an index probe, not a scan.
-    WHERE d.id IN (
+    -- per repo two range probes of deployments_rendered_sha: OFFSET 0 keeps them per repo),
+    -- gathered into an array so the rows are then read by primary key: a converged fleet
+    -- costs index probes, not a scan.
+    WHERE d.id = ANY(ARRAY(
         SELECT id FROM deployments
         WHERE (generation <> observed_generation
                OR current_status IN ('syncing', 'failed'))
@@ -154,13 +159,16 @@ WITH candidates AS (
                OR current_status = 'syncing'
                OR next_attempt_at <= now())
         UNION
-        SELECT id FROM deployments
-        WHERE ops_repo_id = ANY(CAST(:repo_ids AS bigint[]))
-          AND desired_status = 'active'
-          AND current_status IN ('healthy', 'failed')
-          AND current_sha IS DISTINCT FROM
-              (CAST(:repo_shas AS text[]))[
-                  array_position(CAST(:repo_ids AS bigint[]), ops_repo_id)])
+        SELECT moved.id FROM ops_repos r CROSS JOIN LATERAL (
+            SELECT id FROM deployments
+            WHERE ops_repo_id = r.id
+              AND desired_status IN ('active', 'rollback')
+              AND current_status IN ('healthy', 'failed')
+              AND (rendered_sha < r.last_sha OR rendered_sha > r.last_sha
+                   OR rendered_sha IS NULL)
+            OFFSET 0
+        ) moved
+        WHERE r.last_sha IS NOT NULL))
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()
            OR d.claimed_by = :daemon_id)
       AND d.id <> ALL(CAST(:in_flight AS bigint[]))
@@ -180,15 +188,16 @@ RETURNING d.id, d.attempt_started_at, c.previous_owner;
 -- attempt.  Precondition: the row still carries an attempt (attempt_started_at set); otherwise
 -- nothing happens, so an attempt is closed exactly once.
 WITH old AS (
-    SELECT id, attempt_started_at, attempt_action, attempt_image_ref,
-           attempt_generation, values_override
+    SELECT id, attempt_started_at, attempt_action, attempt_image_ref, attempt_generation,
+           -- An attempt started before attempt_values existed has only the row's values.
+           COALESCE(attempt_values, values_override) AS attempt_values
     FROM deployments
     WHERE id = :id AND attempt_started_at IS NOT NULL
     FOR UPDATE
 ), closed AS (
     UPDATE deployments d
     SET attempt_started_at = NULL, attempt_action = NULL,
-        attempt_image_ref = NULL, attempt_generation = NULL
+        attempt_image_ref = NULL, attempt_generation = NULL, attempt_values = NULL
     FROM old
     WHERE d.id = old.id
     RETURNING old.*
@@ -197,7 +206,7 @@ INSERT INTO deployment_history (deployment_id, generation, action, status, image
                                 values_override, message, daemon, started_at,
                                 finished_at, duration_ms)
 SELECT id, attempt_generation, attempt_action, 'interrupted', attempt_image_ref,
-       values_override, :message, :daemon, attempt_started_at, now(),
+       attempt_values, :message, :daemon, attempt_started_at, now(),
        LEAST(extract(epoch FROM now() - attempt_started_at) * 1000, 2147483647)::int
 FROM closed;
 
@@ -207,7 +216,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        desired_status, current_status, current_image_ref, current_sha, current_values,
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
-       attempt_generation, attempts, next_attempt_at, applied_digest
+       attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+       rendered_sha
 FROM deployments
 WHERE id = ANY(CAST(:ids AS bigint[]))
 ORDER BY id;
@@ -221,11 +231,13 @@ WHERE id = ANY(CAST(:ids AS bigint[])) AND claimed_by = :daemon_id
 RETURNING id, generation;
 
 -- name: mark_converged
--- Nothing to apply: the generation is observed, the commit recorded and the claim released,
--- with no history row (no attempt ran).  Precondition: claimed by this daemon.
+-- Nothing to apply: the generation is observed, the commit recorded (the cluster holds its
+-- output already) and the claim released, with no history row (no attempt ran).
+-- Precondition: claimed by this daemon.
 UPDATE deployments
 SET observed_generation = :generation,
     current_sha = :sha,
+    rendered_sha = COALESCE(CAST(:sha AS text), rendered_sha),
     claimed_by = NULL,
     lease_expires_at = NULL
 WHERE id = :id AND claimed_by = :daemon_id;
@@ -238,29 +250,42 @@ SET current_status = 'syncing',
     status_changed_at = CASE WHEN current_status = 'syncing'
                              THEN status_changed_at ELSE now() END,
     attempt_started_at = clock_timestamp(), attempt_action = :action,
-    attempt_image_ref = :image_ref, attempt_generation = :generation
+    attempt_image_ref = :image_ref, attempt_generation = :generation,
+    attempt_values = CAST(:values_override AS jsonb)
 WHERE id = :id AND claimed_by = :daemon_id
 RETURNING attempt_started_at;
 
 -- name: finish_attempt
 -- Record how an attempt ended on the row and release the claim; the flags and values come from
 -- reconciler.decide.row_transition.  Precondition: the attempt that started at started_at is
--- still this daemon's (no row otherwise: another daemon took over and closed it).  The trigger
--- bumps generation when a rollback restores the desired state; observed_generation then
--- already names the bumped one.
+-- still this daemon's (no row otherwise: another daemon took over and closed it).  A healthy
+-- rollback restores the desired state only while the row is still at the generation the
+-- attempt worked on: a newer desired state written meanwhile wins, and observed_generation
+-- stays behind it so that it is reconciled next.  When it restores, the trigger bumps
+-- generation by one, which observed_generation then already names.  rendered_sha takes the
+-- attempt's commit (an attempt without a checkout: the commit it was for, so it is not claimed
+-- again for that commit).
 UPDATE deployments
 SET current_status = :current_status,
     status_changed_at = CASE WHEN current_status = :current_status
                              THEN status_changed_at ELSE now() END,
     status_message = :message,
     attempt_started_at = NULL, attempt_action = NULL,
-    attempt_image_ref = NULL, attempt_generation = NULL,
+    attempt_image_ref = NULL, attempt_generation = NULL, attempt_values = NULL,
     claimed_by = NULL, lease_expires_at = NULL,
     attempts = :attempts,
-    next_attempt_at = CAST(:next_attempt_at AS timestamptz),
-    observed_generation = CASE WHEN :observes
-                               THEN CAST(:observed_generation AS bigint)
-                               ELSE observed_generation END,
+    next_attempt_at = now() + make_interval(secs => CAST(:retry_in_s AS double precision)),
+    observed_generation = CASE
+        WHEN NOT :observes THEN observed_generation
+        WHEN :restores_desired AND generation <> CAST(:generation AS bigint)
+            THEN observed_generation
+        ELSE CAST(:observed_generation AS bigint) END,
+    rendered_sha = CASE WHEN :observes
+                        THEN COALESCE(CAST(:sha AS text),
+                                      (SELECT r.last_sha FROM ops_repos r
+                                       WHERE r.id = deployments.ops_repo_id),
+                                      rendered_sha)
+                        ELSE rendered_sha END,
     current_image_ref = CASE WHEN :records_current
                              THEN CAST(:image_ref AS text) ELSE current_image_ref END,
     current_values = CASE WHEN :records_current
@@ -269,10 +294,12 @@ SET current_status = :current_status,
     applied_digest = CASE WHEN :records_current
                           THEN CAST(:applied_digest AS text) ELSE applied_digest END,
     deployed_at = CASE WHEN :deployed THEN now() ELSE deployed_at END,
-    image_ref = CASE WHEN :restores_desired THEN CAST(:image_ref AS text) ELSE image_ref END,
-    values_override = CASE WHEN :restores_desired
+    image_ref = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
+                     THEN CAST(:image_ref AS text) ELSE image_ref END,
+    values_override = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
                            THEN CAST(:values_override AS jsonb) ELSE values_override END,
-    desired_status = CASE WHEN :restores_desired THEN 'active' ELSE desired_status END
+    desired_status = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
+                          THEN 'active' ELSE desired_status END
 WHERE id = :id AND claimed_by = :daemon_id
   AND attempt_started_at = CAST(:started_at AS timestamptz)
 RETURNING id;
@@ -307,7 +334,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        desired_status, current_status, current_image_ref, current_sha, current_values,
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
-       attempt_generation, attempts, next_attempt_at, applied_digest
+       attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+       rendered_sha
 FROM deployments
 WHERE project = :project AND environment = :environment;
 
@@ -317,7 +345,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        desired_status, current_status, current_image_ref, current_sha, current_values,
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
-       attempt_generation, attempts, next_attempt_at, applied_digest
+       attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+       rendered_sha
 FROM deployments
 WHERE id = :id;
 
@@ -327,7 +356,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        desired_status, current_status, current_image_ref, current_sha, current_values,
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
-       attempt_generation, attempts, next_attempt_at, applied_digest
+       attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+       rendered_sha
 FROM deployments
 ORDER BY project, environment;
 

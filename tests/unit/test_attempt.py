@@ -308,3 +308,39 @@ async def test_an_object_owned_by_another_deployment_is_never_taken_over() -> No
     [settings] = [o for o in world.cluster.objects.values() if o["kind"] == "ConfigMap"]
     assert settings["data"] == {"owner": "web"}
     assert world.cluster.applied.count(ObjectRef("v1", "ConfigMap", "settings", "shared")) == 1
+
+
+async def test_a_rollback_finishing_after_a_newer_desired_state_leaves_it() -> None:
+    """A pipeline's image written while the rollback rolls out wins; the rollback is recorded
+    healthy and the newer generation is left to reconcile."""
+    world = World()
+    await world.attempt()
+    world.store.set_desired(world.row.id, image_ref="web:2")
+    await world.attempt()
+    world.store.set_desired(world.row.id, desired_status="rollback")
+    cluster = world.cluster
+    apply = cluster.apply
+
+    async def apply_then_pipeline_writes(obj: Any, *, field_manager: str) -> dict[str, Any]:
+        if world.current.desired_status == "rollback":
+            world.store.set_desired(world.row.id, image_ref="web:3", desired_status="active")
+        return await apply(obj, field_manager=field_manager)
+
+    cluster.apply = apply_then_pipeline_writes  # type: ignore[method-assign]
+    outcome = await world.attempt()
+    assert outcome.status == "healthy"
+    assert (world.current.image_ref, world.current.current_image_ref) == ("web:3", "web:1")
+    assert world.current.observed_generation != world.current.generation
+    assert world.store.history_of(world.row.id)[-1].action == "rollback"
+
+
+async def test_a_render_failure_leaves_what_the_cluster_runs() -> None:
+    """A render failure after a healthy deploy keeps current_image_ref and the digest."""
+    world = World()
+    await world.attempt()
+    digest = world.current.applied_digest
+    world.store.set_desired(world.row.id, image_ref="web:2")
+    world.renderer.errors.append(RenderError("unexpected '}'"))
+    await world.attempt()
+    assert world.current.current_status == "failed"
+    assert (world.current.current_image_ref, world.current.applied_digest) == ("web:1", digest)

@@ -20,7 +20,7 @@ def _result(status: str, **changes: object) -> AttemptResult:
         digest="d2",
         message="",
         attempts=0,
-        next_attempt_at=None,
+        retry_in_s=None,
     )
     return dataclasses.replace(result, **changes)  # type: ignore[arg-type]
 
@@ -96,3 +96,18 @@ def test_a_failed_rollback_restores_nothing() -> None:
     transition = row_transition(result, generation=7)
     assert not transition.restores_desired
     assert transition.observed_generation == 7
+
+
+def test_a_failure_that_applied_nothing_keeps_the_current_columns() -> None:
+    """A failed attempt that never reached the cluster observes its generation but leaves
+    current_* and the digest describing what the cluster still holds."""
+    result = _result("failed", applied=False, attempts=1)
+    assert row_transition(result, generation=7) == RowTransition(
+        current_status="failed",
+        observes=True,
+        observed_generation=7,
+        records_current=False,
+        applied_digest=None,
+        deployed=False,
+        restores_desired=False,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,18 +128,19 @@ class InMemoryStore:
             or row.claimed_by == daemon_id
         )
 
-    def _needs_work(self, row: Deployment, changed: Mapping[int, str], now: dt.datetime) -> bool:
+    def _needs_work(self, row: Deployment, now: dt.datetime) -> bool:
         new = row.generation != row.observed_generation
         if new or row.current_status == "syncing":
             return True
         if row.current_status == "failed" and row.next_attempt_at and row.next_attempt_at <= now:
             return True
-        sha = changed.get(row.ops_repo_id)
+        repo = self.repos.get(row.ops_repo_id)
+        sha = repo.last_sha if repo is not None else None
         return (
             sha is not None
-            and row.desired_status == "active"
+            and row.desired_status in ("active", "rollback")
             and row.current_status in ("healthy", "failed")
-            and row.current_sha != sha
+            and row.rendered_sha != sha
         )
 
     # ------------------------------------------------------------ the daemon's side
@@ -150,7 +151,6 @@ class InMemoryStore:
         daemon_id: str,
         limit: int,
         lease_s: float,
-        changed_repos: Mapping[int, str] | None = None,
         in_flight: Sequence[int] = (),
     ) -> list[Deployment]:
         self._fault("claim")
@@ -161,7 +161,7 @@ class InMemoryStore:
                 break
             if row.id in in_flight or not self._claimable(row, daemon_id=daemon_id, now=now):
                 continue
-            if not self._needs_work(row, changed_repos or {}, now):
+            if not self._needs_work(row, now):
                 continue
             if row.attempt_started_at is not None:
                 self._close_interrupted(row, message="the daemon running this attempt stopped")
@@ -178,7 +178,7 @@ class InMemoryStore:
             action=row.attempt_action or "deploy",
             status="interrupted",
             image_ref=row.attempt_image_ref or row.image_ref,
-            values=row.values_override,
+            values=row.values_override if row.attempt_values is None else row.attempt_values,
             sha=None,
             digest=None,
             message=message,
@@ -191,6 +191,7 @@ class InMemoryStore:
             attempt_action=None,
             attempt_image_ref=None,
             attempt_generation=None,
+            attempt_values=None,
         )
 
     async def renew_leases(
@@ -215,12 +216,20 @@ class InMemoryStore:
                 row,
                 observed_generation=generation,
                 current_sha=sha,
+                rendered_sha=sha if sha is not None else row.rendered_sha,
                 claimed_by=None,
                 lease_expires_at=None,
             )
 
     async def start_attempt(
-        self, *, deployment_id: int, daemon_id: str, action: str, image_ref: str, generation: int
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
     ) -> dt.datetime | None:
         self._fault("start_attempt")
         row = self.deployments[deployment_id]
@@ -234,6 +243,7 @@ class InMemoryStore:
             attempt_action=action,
             attempt_image_ref=image_ref,
             attempt_generation=generation,
+            attempt_values=values_override,
         )
         return started
 
@@ -270,6 +280,11 @@ class InMemoryStore:
 
     def _apply_transition(self, row: Deployment, *, generation: int, result: AttemptResult) -> None:
         t = row_transition(result, generation=generation)
+        # As finish_attempt's SQL: a restore only while no newer desired state was written.
+        restores = t.restores_desired and row.generation == generation
+        retry_at = None
+        if result.retry_in_s is not None:
+            retry_at = self.clock() + dt.timedelta(seconds=result.retry_in_s)
         changes: dict[str, Any] = {
             "current_status": t.current_status,
             "status_message": result.message,
@@ -277,13 +292,17 @@ class InMemoryStore:
             "attempt_action": None,
             "attempt_image_ref": None,
             "attempt_generation": None,
+            "attempt_values": None,
             "claimed_by": None,
             "lease_expires_at": None,
             "attempts": result.attempts,
-            "next_attempt_at": result.next_attempt_at,
+            "next_attempt_at": retry_at,
         }
         if t.observes:
-            changes["observed_generation"] = t.observed_generation
+            if restores or not t.restores_desired:
+                changes["observed_generation"] = t.observed_generation
+            repo = self.repos.get(row.ops_repo_id)
+            changes["rendered_sha"] = result.sha or (repo and repo.last_sha) or row.rendered_sha
         if t.records_current:
             changes.update(
                 current_image_ref=result.image_ref,
@@ -293,7 +312,7 @@ class InMemoryStore:
             )
         if t.deployed:
             changes["deployed_at"] = self.clock()
-        if t.restores_desired:
+        if restores:
             changes.update(
                 image_ref=result.image_ref,
                 values_override=result.values_override,
@@ -349,13 +368,14 @@ class InMemoryStore:
         sha: str | None,
         message: str,
         attempts: int,
-        next_attempt_at: dt.datetime | None,
+        retry_in_s: float | None,
     ) -> bool:
         started = await self.start_attempt(
             deployment_id=deployment_id,
             daemon_id=daemon_id,
             action=action,
             image_ref=image_ref,
+            values_override=values_override,
             generation=generation,
         )
         if started is None:
@@ -369,7 +389,8 @@ class InMemoryStore:
             digest=None,
             message=message,
             attempts=attempts,
-            next_attempt_at=next_attempt_at,
+            retry_in_s=retry_in_s,
+            applied=False,
         )
         return await self.finish_attempt(
             deployment_id=deployment_id,
