@@ -488,6 +488,8 @@ class OpsRemote:
             f"replicas: {replicas}\nlog_level: info\n", encoding="utf-8"
         )
         (folder / "values-prod.yaml").write_text("log_level: warning\n", encoding="utf-8")
+        # Every environment the benchmarks deploy is declared (an undeclared one is refused).
+        (folder / "values-staging.yaml").write_text("log_level: info\n", encoding="utf-8")
 
     def commit(self, message: str) -> str:
         self._git("add", "-A")

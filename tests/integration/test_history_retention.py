@@ -57,9 +57,18 @@ async def test_history_survives_deleting_its_deployment(store: Store) -> None:
 async def test_the_migration_backfills_names_into_history(store: Store) -> None:
     """History written before 0002 gets its deployment's project and environment."""
     await downgrade(store, "0001")
-    await _deployments(store, "web")
     conn = await asyncpg.connect(asyncpg_dsn(store.url))
     try:
+        # Written as SQL: the Store speaks the newest schema, the database is at 0001.
+        repo_id = await conn.fetchval(
+            "INSERT INTO ops_repos (name, repo_url) VALUES ('ops', 'https://git.example.com/o.git')"
+            " RETURNING id"
+        )
+        await conn.execute(
+            "INSERT INTO deployments (project, environment, ops_repo_id, image_ref)"
+            " VALUES ('web', 'prod', $1, 'reg/x:1')",
+            repo_id,
+        )
         await _history(conn, "web", "healthy", "reg/web:1", 1)
         await store.migrate()
         row = await conn.fetchrow("SELECT project, environment FROM deployment_history")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from reconciler.model import Deployment
+from reconciler.model import Deployment, RepoPolicy
 from tests.support.pipeline import Pipeline
 
 
@@ -259,6 +259,11 @@ spec:
 
 async def test_crd_and_its_custom_resource_in_one_render(pipeline: Pipeline) -> None:
     """A CRD is applied and Established before the custom resource that needs it."""
+    # A CRD is cluster-scoped: the ops repo's policy must allow it (the default refuses it).
+    await pipeline.store.set_policy(
+        ops_repo_id=pipeline.ops_repo_id,
+        policy=RepoPolicy(cluster_kinds=("CustomResourceDefinition",)),
+    )
     pipeline.ops.write("crd-app/crd.yaml", CRD)
     pipeline.ops.write("crd-app/widget.yaml.j2", WIDGET)
     pipeline.ops.commit("crd")

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.db import Store, asyncpg_dsn
 from reconciler.errors import InputError
-from reconciler.model import AttemptResult, RepoPolicy
+from reconciler.model import AttemptResult, ObjectRef, RepoPolicy
 
 _LOGINS = itertools.count(1)
 
@@ -180,6 +180,7 @@ async def test_the_daemon_role_runs_the_whole_cycle(store: Store, login: Login) 
             daemon_id="d",
             action="deploy",
             image_ref="reg/web:1",
+            values_override={},
             generation=claimed.generation,
         )
         assert started is not None
@@ -192,7 +193,7 @@ async def test_the_daemon_role_runs_the_whole_cycle(store: Store, login: Login) 
             digest="d1",
             message="",
             attempts=0,
-            next_attempt_at=None,
+            retry_in_s=None,
         )
         assert await daemon.finish_attempt(
             deployment_id=made.id,
@@ -202,6 +203,8 @@ async def test_the_daemon_role_runs_the_whole_cycle(store: Store, login: Login) 
             result=result,
         )
         assert [h.status for h in await daemon.history(deployment_id=made.id)] == ["healthy"]
+        ref = ObjectRef("v1", "ConfigMap", "settings", "web-prod")
+        assert await daemon.claim_objects(deployment_id=made.id, refs=[ref]) == []
         assert [r["current"] for r in await daemon.status_rows()] == ["healthy"]
         assert await daemon.prune_history(keep_days=0) == 0
         with pytest.raises(InputError) as caught:
