@@ -151,6 +151,15 @@ class Attempt:
     async def run(self) -> Outcome:
         try:
             return await self._run()
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            # A bug (ours, or an input nobody foresaw): recorded as this deployment's failed
+            # attempt, retried with backoff, with the exception in words, never a silent crash.
+            log.exception("attempt_crashed", deployment_id=self.d.id)
+            return await self._fail(
+                f"internal error: {type(exc).__name__}: {exc}"[:2000], permanent=False
+            )
         except asyncio.CancelledError:
             # Shutdown ran out of grace: close the attempt as interrupted, then stop.  One try
             # only: if the database is away, the next claim closes the attempt just the same.

@@ -43,6 +43,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Each drains and stops; a second one stops at once.  SIGHUP too: a closed terminal or a
 supervisor's reload must not kill a rollout without recording it."""
 
+HISTORY_PRUNE_INTERVAL_S = 3600.0
+
 _SUCCESS = frozenset({AttemptStatus.HEALTHY, AttemptStatus.STOPPED, CONVERGED})
 _CONNECT_BACKOFF = Backoff(base_s=0.5, max_s=30.0, jitter=1.0)
 
@@ -129,6 +131,7 @@ class Daemon:
         listener = self._listener(self._on_notify, self._on_listening)
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
         renew_task = asyncio.create_task(self._renew_leases(), name="renew-leases")
+        prune_task = asyncio.create_task(self._prune_history(), name="prune-history")
         log.info(
             "daemon_started",
             daemon_id=self.settings.daemon_id,
@@ -139,6 +142,7 @@ class Daemon:
         try:
             await self._loop()
         finally:
+            prune_task.cancel()
             await self._shut_down(renew_task=renew_task, listen_task=listen_task)
         failed = [o for o in self.outcomes if o.status not in _SUCCESS]
         log.info("daemon_stopped", reconciled=len(self.outcomes), failed=len(failed))
@@ -159,6 +163,14 @@ class Daemon:
                 if self._once:
                     raise
                 await self._wait_for_database(delay)
+                continue
+            except Exception as exc:
+                failures_in_a_row += 1
+                delay = backoff.delay(failures_in_a_row)
+                log.exception("pass_failed", error=repr(exc), retry_in_s=delay)
+                if self._once:
+                    raise
+                await self._sleep(delay)
                 continue
             if self._once and claimed == 0 and not self._in_flight:
                 return
@@ -303,6 +315,21 @@ class Daemon:
                 generation = generations.get(deployment_id)
                 if generation is None or generation != entry.deployment.generation:
                     entry.superseded = True
+
+    async def _prune_history(self) -> None:
+        """With RECONCILER_HISTORY_RETENTION_DAYS, delete old history now and every hour, in
+        small batches beside the loop (never blocking it)."""
+        keep_days = self.settings.history_retention_days
+        if keep_days is None or self._once:
+            return
+        while True:
+            try:
+                pruned = await self.store.prune_history(keep_days=keep_days)
+                if pruned:
+                    log.info("history_pruned", rows=pruned, keep_days=keep_days)
+            except DatabaseError as exc:
+                log.warning("history_prune_failed", error=str(exc))
+            await asyncio.sleep(HISTORY_PRUNE_INTERVAL_S)
 
     async def _drain(self) -> None:
         """Let in-flight work finish within the grace period (cut short by a second stop),

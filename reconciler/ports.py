@@ -113,6 +113,8 @@ class DaemonStore(AttemptStore, Protocol):
         self, *, repo_id: int, sha: str | None, error: str | None
     ) -> None: ...
 
+    async def prune_history(self, *, keep_days: float, batch: int = 1000) -> int: ...
+
 
 class Cluster(Protocol):
     """The Kubernetes API, as applying, health and stop use it."""

@@ -344,3 +344,15 @@ async def test_a_render_failure_leaves_what_the_cluster_runs() -> None:
     await world.attempt()
     assert world.current.current_status == "failed"
     assert (world.current.current_image_ref, world.current.applied_digest) == ("web:1", digest)
+
+
+async def test_an_unforeseen_exception_becomes_a_recorded_failed_attempt() -> None:
+    """A bug in any stage is this deployment's failed attempt, with the exception in words and
+    a retry scheduled: never a crash, never a silent re-claim."""
+    world = World()
+    world.renderer.errors.append(RuntimeError("boom"))
+    outcome = await world.attempt()
+    assert outcome.status == "failed"
+    assert world.current.status_message == "internal error: RuntimeError: boom"
+    assert world.current.next_attempt_at is not None
+    assert [h.status for h in world.store.history_of(world.row.id)] == ["failed"]

@@ -170,3 +170,37 @@ async def test_a_second_stop_interrupts_at_once() -> None:
     loop.daemon.stop()
     assert await asyncio.wait_for(task, timeout=5) == 0
     assert [h.status for h in loop.store.history_of(row.id)] == ["interrupted"]
+
+
+async def test_an_unforeseen_error_in_a_pass_does_not_stop_the_loop() -> None:
+    """A pass that fails for a reason nobody foresaw is logged and retried; the work then gets
+    done."""
+    loop = Loop()
+    row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
+    loop.store.faults["claim"] = [RecursionError("maximum recursion depth exceeded")]
+    task = asyncio.create_task(loop.daemon.run())
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "healthy")
+    loop.daemon.stop()
+    assert await asyncio.wait_for(task, timeout=5) == 0
+
+
+async def test_history_retention_prunes_in_the_background() -> None:
+    """With a retention set, old history is pruned beside the loop, which keeps serving."""
+    loop = Loop(history_retention_days=0.0)
+    row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
+    task = asyncio.create_task(loop.daemon.run())
+    await eventually(lambda: "prune_history" in loop.store.calls)
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "healthy")
+    loop.daemon.stop()
+    await asyncio.wait_for(task, timeout=5)
+
+
+async def test_no_retention_prunes_nothing() -> None:
+    """Without a retention setting, history is never pruned."""
+    loop = Loop()
+    loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
+    task = asyncio.create_task(loop.daemon.run())
+    await asyncio.sleep(0.3)
+    loop.daemon.stop()
+    await asyncio.wait_for(task, timeout=5)
+    assert "prune_history" not in loop.store.calls

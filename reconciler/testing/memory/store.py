@@ -458,3 +458,12 @@ class InMemoryStore:
         if not taken:
             self.owners.update(dict.fromkeys(keys, deployment_id))
         return taken
+
+    async def prune_history(self, *, keep_days: float, batch: int = 1000) -> int:
+        """Deletes rows finished longer ago than ``keep_days`` (the real one also keeps what a
+        rollback needs; the loop's tests only need that it is called)."""
+        self._fault("prune_history")
+        cutoff = self.clock() - dt.timedelta(days=keep_days)
+        old = [h for h in self.history if h.finished_at < cutoff][:batch]
+        self.history = [h for h in self.history if h not in old]
+        return len(old)
