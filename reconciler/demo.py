@@ -25,6 +25,7 @@ from reconciler.localpg import LocalPostgres
 from reconciler.model import Deployment
 from reconciler.output import format_table
 from reconciler.repos import publish as ops_repo
+from reconciler.retry import poll_until
 from reconciler.settings import Settings
 
 DATA_DIR = Path(".data")
@@ -205,14 +206,15 @@ async def _wait(
     store: Store, what: str, done: Callable[[list[Deployment]], bool], *, timeout_s: float = 120.0
 ) -> None:
     began = time.monotonic()
-    while True:
-        deployments = await store.list_deployments()
-        if done(deployments):
-            break
-        if time.monotonic() - began > timeout_s:
-            print(format_table(await store.status_rows()))
-            raise ReconcilerError(f"demo: gave up after {timeout_s:g}s waiting for: {what}")
-        await asyncio.sleep(0.2)
+
+    async def reached() -> bool:
+        return done(await store.list_deployments())
+
+    try:
+        await poll_until(reached, timeout_s=timeout_s, interval_s=0.2)
+    except TimeoutError:
+        print(format_table(await store.status_rows()))
+        raise ReconcilerError(f"demo: gave up after {timeout_s:g}s waiting for: {what}") from None
     print(f"-- {what} after {time.monotonic() - began:.1f}s")
     print(
         format_table(

@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 _T = TypeVar("_T")
 
@@ -61,13 +61,33 @@ async def retry(
         await sleep(delay)
 
 
+@overload
 async def poll_until(
-    probe: Callable[[], Awaitable[_T | None]] | Callable[[], _T | None],
+    probe: Callable[[], Awaitable[_T | None]],
+    *,
+    timeout_s: float,
+    interval_s: float,
+    sleep: Sleep = ...,
+) -> _T: ...
+
+
+@overload
+async def poll_until(
+    probe: Callable[[], _T | None],
+    *,
+    timeout_s: float,
+    interval_s: float,
+    sleep: Sleep = ...,
+) -> _T: ...
+
+
+async def poll_until(
+    probe: Callable[[], Any],
     *,
     timeout_s: float,
     interval_s: float,
     sleep: Sleep = asyncio.sleep,
-) -> _T:
+) -> Any:
     """The first value ``probe()`` returns that is not None (nor False); TimeoutError after
     ``timeout_s``.  ``probe`` may be a plain or an async function."""
     deadline = time.monotonic() + timeout_s

@@ -100,10 +100,7 @@ async def _wait_established(kube: Cluster, crd: Mapping[str, Any], *, timeout_s:
         return None
 
     try:
-        # Annotated: mypy cannot solve poll_until's type variable from an async probe alone.
-        _established_crd: dict[str, Any] = await poll_until(
-            established, timeout_s=timeout_s, interval_s=_CRD_POLL_INTERVAL_S
-        )
+        await poll_until(established, timeout_s=timeout_s, interval_s=_CRD_POLL_INTERVAL_S)
     except TimeoutError:
         raise kubernetes_error(
             f"{ref} was not Established within {timeout_s:g}s", status=0, reason="Timeout"
