@@ -34,6 +34,7 @@ from reconciler.model import (
     Checkout,
     Deployment,
     ObjectRef,
+    RepoPolicy,
     Verb,
 )
 from reconciler.policy import Subject
@@ -188,7 +189,12 @@ class Attempt:
             )
             return self._outcome(CONVERGED, "the rendered manifests are applied already")
         try:
-            objects = await self._admit(prepared.objects)
+            rules = await self.store.policy_for(self.d.ops_repo_id)
+            if rules.impersonated_user is not None:
+                self.cluster = self.cluster.impersonating(rules.impersonated_user)
+            objects = await self._admit(prepared.objects, rules=rules)
+        except DatabaseError:
+            raise
         except ReconcilerError as exc:
             return await self._fail(str(exc), permanent=exc.permanent)
         self.started_at = await self.store.start_attempt(
@@ -239,7 +245,9 @@ class Attempt:
         self.image_ref = target.image_ref
         self.values = target.values_override
 
-    async def _admit(self, objects: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    async def _admit(
+        self, objects: tuple[dict[str, Any], ...], *, rules: RepoPolicy
+    ) -> tuple[dict[str, Any], ...]:
         """Policy and ownership, before anything touches the cluster."""
         subject = Subject(
             project=self.d.project,
@@ -251,7 +259,7 @@ class Attempt:
             objects,
             deployment_id=self.d.id,
             subject=subject,
-            rules=await self.store.policy_for(self.d.ops_repo_id),
+            rules=rules,
             cluster=self.cluster,
             store=self.store,
         )

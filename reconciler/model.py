@@ -220,3 +220,15 @@ class RepoPolicy:
     """Cluster-scoped kinds its deployments may apply (their own Namespace is always allowed)."""
     denied_kinds: tuple[str, ...] = DEFAULT_DENIED_KINDS
     """Kinds refused everywhere, even when ``cluster_kinds`` names them."""
+    service_account: str | None = None
+    """``namespace/name`` of the ServiceAccount the daemon impersonates for this repo's
+    objects (defence in depth: the cluster's RBAC then bounds what its templates can do);
+    None: the daemon's own identity."""
+
+    @property
+    def impersonated_user(self) -> str | None:
+        """The Kubernetes user name of :attr:`service_account`."""
+        if self.service_account is None:
+            return None
+        namespace, _, name = self.service_account.partition("/")
+        return f"system:serviceaccount:{namespace}:{name}"

@@ -133,6 +133,10 @@ class Cluster(Protocol):
 
     async def refresh_discovery(self) -> None: ...
 
+    def impersonating(self, user: str) -> Cluster:
+        """The same cluster, every request made as ``user`` (Kubernetes impersonation)."""
+        ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class RenderRequest:

@@ -9,6 +9,7 @@ the server's message and the client's exception chained as the cause.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import shutil
 import tempfile
@@ -85,6 +86,8 @@ class Kube:
         self._max_retries = max_retries
         self._backoff = backoff
         self._discovery_lock = asyncio.Lock()
+        self._headers: dict[str, str] = {}
+        self._impersonating: dict[str, Kube] = {}
 
     @classmethod
     async def connect(
@@ -122,6 +125,17 @@ class Kube:
     async def _discover(self) -> None:
         self._dynamic = await self._dynamic
 
+    def impersonating(self, user: str) -> Kube:
+        """This connection, every request made as ``user`` (``Impersonate-User``): the
+        cluster's RBAC for that user then bounds what the request may do."""
+        view = self._impersonating.get(user)
+        if view is None:
+            view = copy.copy(self)
+            view._headers = {"Impersonate-User": user}
+            view._impersonating = {}
+            self._impersonating[user] = view
+        return view
+
     async def close(self) -> None:
         await self._api.close()
         shutil.rmtree(self._cache_dir, ignore_errors=True)
@@ -145,6 +159,7 @@ class Kube:
                 force_conflicts=True,
                 serializer=_raw,
                 _request_timeout=self._request_timeout_s,
+                header_params=dict(self._headers),
             )
             return result
 
@@ -162,6 +177,7 @@ class Kube:
                     namespace=ref.namespace if resource.namespaced else None,
                     serializer=_raw,
                     _request_timeout=self._request_timeout_s,
+                    header_params=dict(self._headers),
                 )
             except ApiException as exc:
                 if exc.status == 404:
@@ -182,6 +198,7 @@ class Kube:
                 label_selector=selector,
                 serializer=_raw,
                 _request_timeout=self._request_timeout_s,
+                header_params=dict(self._headers),
             )
             return list(result.get("items") or [])
 
@@ -203,6 +220,7 @@ class Kube:
                 content_type="application/merge-patch+json",
                 serializer=_raw,
                 _request_timeout=self._request_timeout_s,
+                header_params=dict(self._headers),
             )
 
         await self._call(f"scale {ref} to {replicas}", call)

@@ -71,6 +71,8 @@ CONSTRAINT_WORDS = {
     "deployments_ops_repo_id_fkey": "ops_repo_id names no ops repo",
     "deployments_project_environment_key": "this project and environment exist already",
     "ops_repo_policies_ops_repo_id_fkey": "ops_repo_id names no ops repo",
+    "ops_repo_policies_service_account_is_namespace_slash_name": "service_account must be "
+    "NAMESPACE/NAME of a ServiceAccount",
     "ops_repo_policies_namespaces_are_patterns": "each namespace must be a DNS-1123 label, "
     "or a prefix of one ending in '*'",
 }

@@ -27,6 +27,7 @@ class Policies(Transactional):
             "namespaces": list(policy.namespaces),
             "cluster_kinds": list(policy.cluster_kinds),
             "denied_kinds": list(policy.denied_kinds),
+            "service_account": policy.service_account,
         }
         try:
             async with self._tx() as conn:

@@ -68,22 +68,24 @@ WHERE id = :repo_id;
 
 -- name: policy_for
 -- The policy of one ops repo; no row when it has none (the table's defaults then apply).
-SELECT namespaces, cluster_kinds, denied_kinds
+SELECT namespaces, cluster_kinds, denied_kinds, service_account
 FROM ops_repo_policies
 WHERE ops_repo_id = :ops_repo_id;
 
 -- name: set_policy
 -- Set (or replace) the policy of one ops repo; whoever administers the database runs this.
 -- The ops repo must exist; CHECK constraints vet the namespaces.
-INSERT INTO ops_repo_policies (ops_repo_id, namespaces, cluster_kinds, denied_kinds)
+INSERT INTO ops_repo_policies (ops_repo_id, namespaces, cluster_kinds, denied_kinds,
+                               service_account)
 VALUES (:ops_repo_id, CAST(:namespaces AS text[]), CAST(:cluster_kinds AS text[]),
-        CAST(:denied_kinds AS text[]))
+        CAST(:denied_kinds AS text[]), CAST(:service_account AS text))
 ON CONFLICT (ops_repo_id) DO UPDATE
 SET namespaces = EXCLUDED.namespaces,
     cluster_kinds = EXCLUDED.cluster_kinds,
     denied_kinds = EXCLUDED.denied_kinds,
+    service_account = EXCLUDED.service_account,
     updated_at = now()
-RETURNING namespaces, cluster_kinds, denied_kinds;
+RETURNING namespaces, cluster_kinds, denied_kinds, service_account;
 
 
 -- ============================================================== writers' side

@@ -26,4 +26,5 @@ def policy(row: sa.Row[Any]) -> RepoPolicy:
         namespaces=tuple(row.namespaces),
         cluster_kinds=tuple(row.cluster_kinds),
         denied_kinds=tuple(row.denied_kinds),
+        service_account=row.service_account,
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from reconciler.cluster.kube import Kube
+from reconciler.errors import InputError
 from reconciler.model import Deployment, RepoPolicy
 from reconciler.policy import OWNER_LABELS
 from tests.support.pipeline import Pipeline
@@ -116,3 +119,25 @@ async def test_two_deployments_never_fight_over_one_object(pipeline: Pipeline) -
     assert web is not None and web["spec"]["replicas"] == 2
     web_row = await pipeline.wait_for("web", until=_status("healthy"))
     assert web_row.current_status == "healthy"
+
+
+async def test_a_repo_with_a_service_account_is_applied_as_it(pipeline: Pipeline) -> None:
+    """Every write for an ops repo whose policy names a ServiceAccount carries
+    Impersonate-User for it; a malformed service account is refused when the policy is set."""
+    await pipeline.store.set_policy(
+        ops_repo_id=pipeline.ops_repo_id, policy=RepoPolicy(service_account="team-a/deployer")
+    )
+    await pipeline.start_daemon()
+    await pipeline.deploy("app")
+    await pipeline.wait_for("app", until=_status("healthy"))
+    writes = [r for r in pipeline.fakekube.request_log if r.method == "PATCH"]
+    assert writes
+    assert {r.impersonated_user for r in writes} == {"system:serviceaccount:team-a:deployer"}
+    with pytest.raises(InputError) as refused:
+        await pipeline.store.set_policy(
+            ops_repo_id=pipeline.ops_repo_id, policy=RepoPolicy(service_account="deployer")
+        )
+    assert str(refused.value).endswith(
+        "service_account must be NAMESPACE/NAME of a ServiceAccount "
+        "(ops_repo_policies_service_account_is_namespace_slash_name)"
+    )

@@ -356,3 +356,13 @@ async def test_an_unforeseen_exception_becomes_a_recorded_failed_attempt() -> No
     assert world.current.status_message == "internal error: RuntimeError: boom"
     assert world.current.next_attempt_at is not None
     assert [h.status for h in world.store.history_of(world.row.id)] == ["failed"]
+
+
+async def test_a_repo_with_a_service_account_applies_as_it() -> None:
+    """When the ops repo's policy names a ServiceAccount, every apply is made as that
+    ServiceAccount (impersonation), so the cluster's RBAC bounds the templates too."""
+    world = World()
+    world.store.policies[world.row.ops_repo_id] = RepoPolicy(service_account="team-a/deployer")
+    assert (await world.attempt()).status == "healthy"
+    users = {user for _ref, user in world.cluster.applied_as}
+    assert users == {"system:serviceaccount:team-a:deployer"}

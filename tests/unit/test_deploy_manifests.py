@@ -30,7 +30,7 @@ def _documents(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-@pytest.mark.parametrize("name", ["rbac.yaml", "reconciler.yaml"])
+@pytest.mark.parametrize("name", ["rbac.yaml", "reconciler.yaml", "rbac-per-team.yaml"])
 def test_deploy_manifests_are_valid(name: str) -> None:
     """Every object under deploy/ validates against the Kubernetes 1.32 schema."""
     for document in _documents(name):

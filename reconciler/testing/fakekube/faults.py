@@ -52,3 +52,4 @@ class RequestRecord:
     status: int
     dry_run: bool
     duration_s: float = 0.0
+    impersonated_user: str | None = None  # the Impersonate-User header, when the client sent one

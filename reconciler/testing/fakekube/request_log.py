@@ -50,5 +50,6 @@ class RequestRecorder:
                 status=status,
                 dry_run=query.get("dryRun") == "All",
                 duration_s=time.time() - self.started,
+                impersonated_user=request.headers.get("Impersonate-User"),
             )
         )

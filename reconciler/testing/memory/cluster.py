@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,9 @@ class InMemoryCluster:
         self.objects: dict[ObjectRef, dict[str, Any]] = {}
         self.applied: list[ObjectRef] = []
         self.scaled: list[tuple[ObjectRef, int]] = []
+        self.user: str | None = None
+        self.applied_as: list[tuple[ObjectRef, str | None]] = []
+        """Who each apply was made as (None: the daemon itself)."""
 
     async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
         ref = ObjectRef.from_object(obj)
@@ -32,6 +36,7 @@ class InMemoryCluster:
             live["status"] = self._deployment_status(live)
         self.objects[ref] = live
         self.applied.append(ref)
+        self.applied_as.append((ref, self.user))
         return live
 
     def _deployment_status(self, live: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,6 +67,11 @@ class InMemoryCluster:
 
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         return kind not in CLUSTER_SCOPED
+
+    def impersonating(self, user: str) -> InMemoryCluster:
+        view = copy.copy(self)  # shares the objects and the logs
+        view.user = user
+        return view
 
     async def refresh_discovery(self) -> None:
         return None
