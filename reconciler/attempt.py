@@ -395,37 +395,45 @@ class Attempt:
         if retry_in_s is None and not permanent:
             message += f" (gave up after {attempts} attempts; a new desired state retries)"
         if self.started_at is None:
-            recorded = await self.store.fail_without_attempt(
-                deployment_id=self.d.id,
-                daemon_id=self.options.daemon_id,
-                generation=self.d.generation,
-                action=str(self.verb),
-                image_ref=self.image_ref,
-                values_override=self.values,
-                sha=self.checkout.sha,
-                message=message,
-                attempts=attempts,
-                retry_in_s=retry_in_s,
-            )
+            recorded = await self._fail_unstarted(message, attempts, retry_in_s)
         else:
             recorded = await self._record(self._failed(message, attempts, retry_in_s))
         if not recorded:
             return self._outcome(LOST, _LOST_MESSAGE)
         return self._outcome(AttemptStatus.FAILED, message)
 
-    def _failed(self, message: str, attempts: int, retry_in_s: float | None) -> AttemptResult:
+    async def _fail_unstarted(self, message: str, attempts: int, retry_in_s: float | None) -> bool:
+        """A failure before anything touched the cluster (bad row, template, policy, no
+        checkout): recorded like any attempt, with one history row, current_* left as they
+        are.  Nothing to lose yet, so an unreachable database is not waited out."""
+        self.started_at = await self.store.start_attempt(
+            deployment_id=self.d.id,
+            daemon_id=self.options.daemon_id,
+            action=str(self.verb),
+            image_ref=self.image_ref,
+            values_override=self.values,
+            generation=self.d.generation,
+        )
+        if self.started_at is None:
+            return False
+        result = self._failed(message, attempts, retry_in_s, applied=False)
+        return await self._record(result, wait_for_database=False)
+
+    def _failed(
+        self, message: str, attempts: int, retry_in_s: float | None, *, applied: bool = True
+    ) -> AttemptResult:
         return AttemptResult(
             action=str(self.verb),
             status=AttemptStatus.FAILED,
             image_ref=self.image_ref,
             values_override=self.values,
             sha=self.checkout.sha,
-            digest=self.digest,
+            digest=self.digest if applied else None,
             message=message,
             attempts=attempts,
             retry_in_s=retry_in_s,
-            # Only a started attempt gets here: it may have applied part of what it rendered.
-            applied=True,
+            # A started attempt may have applied part of what it rendered.
+            applied=applied,
         )
 
     def _outcome(self, status: str, message: str) -> Outcome:

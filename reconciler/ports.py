@@ -54,21 +54,6 @@ class AttemptStore(Protocol):
         result: AttemptResult,
     ) -> bool: ...
 
-    async def fail_without_attempt(
-        self,
-        *,
-        deployment_id: int,
-        daemon_id: str,
-        generation: int,
-        action: str,
-        image_ref: str,
-        values_override: Any,
-        sha: str | None,
-        message: str,
-        attempts: int,
-        retry_in_s: float | None,
-    ) -> bool: ...
-
     async def recorded_status(
         self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str
     ) -> str | None: ...

@@ -157,52 +157,6 @@ class Attempts(Transactional):
             await conn.execute(query("finish_attempt_history"), history_params)
         return True
 
-    async def fail_without_attempt(
-        self,
-        *,
-        deployment_id: int,
-        daemon_id: str,
-        generation: int,
-        action: str,
-        image_ref: str,
-        values_override: Any,
-        sha: str | None,
-        message: str,
-        attempts: int,
-        retry_in_s: float | None,
-    ) -> bool:
-        """An attempt that failed before touching the cluster (bad row, template error, no
-        checkout): recorded like any attempt, with one history row, and current_* left as
-        they are (nothing was applied)."""
-        started_at = await self.start_attempt(
-            deployment_id=deployment_id,
-            daemon_id=daemon_id,
-            action=action,
-            image_ref=image_ref,
-            values_override=values_override,
-            generation=generation,
-        )
-        if started_at is None:
-            return False
-        return await self.finish_attempt(
-            deployment_id=deployment_id,
-            daemon_id=daemon_id,
-            started_at=started_at,
-            generation=generation,
-            result=AttemptResult(
-                action=action,
-                status="failed",
-                image_ref=image_ref,
-                values_override=values_override,
-                sha=sha,
-                digest=None,
-                message=message,
-                attempts=attempts,
-                retry_in_s=retry_in_s,
-                applied=False,
-            ),
-        )
-
     async def recorded_status(
         self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str
     ) -> str | None:

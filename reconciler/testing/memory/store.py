@@ -356,50 +356,6 @@ class InMemoryStore:
             )
         )
 
-    async def fail_without_attempt(
-        self,
-        *,
-        deployment_id: int,
-        daemon_id: str,
-        generation: int,
-        action: str,
-        image_ref: str,
-        values_override: Any,
-        sha: str | None,
-        message: str,
-        attempts: int,
-        retry_in_s: float | None,
-    ) -> bool:
-        started = await self.start_attempt(
-            deployment_id=deployment_id,
-            daemon_id=daemon_id,
-            action=action,
-            image_ref=image_ref,
-            values_override=values_override,
-            generation=generation,
-        )
-        if started is None:
-            return False
-        result = AttemptResult(
-            action=action,
-            status="failed",
-            image_ref=image_ref,
-            values_override=values_override,
-            sha=sha,
-            digest=None,
-            message=message,
-            attempts=attempts,
-            retry_in_s=retry_in_s,
-            applied=False,
-        )
-        return await self.finish_attempt(
-            deployment_id=deployment_id,
-            daemon_id=daemon_id,
-            started_at=started,
-            generation=generation,
-            result=result,
-        )
-
     async def recorded_status(
         self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str
     ) -> str | None:
