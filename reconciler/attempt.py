@@ -214,15 +214,6 @@ class Attempt:
         try:
             return await self.options.renderer.render(request)
         except ReconcilerError as exc:
-            if exc.permanent and not await asyncio.to_thread(request.checkout.is_dir):
-                # Not "the project is not in the repo": the whole checkout went away under the
-                # render (a sync replaced it, the repos directory was deleted).  Transient: the
-                # next attempt renders from the checkout synced again.
-                gone = OpsRepoError(
-                    f"the checkout of ops repo {self.checkout.name} at {request.checkout}"
-                    " vanished during the render; it is synced again"
-                )
-                return await self._fail(f"render failed: {gone}", permanent=gone.permanent)
             return await self._fail(f"render failed: {exc}", permanent=exc.permanent)
 
     # ------------------------------------------------------------ steps

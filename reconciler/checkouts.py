@@ -93,7 +93,7 @@ class Checkouts:
             )
         if checkout.path is None:
             return checkout
-        if not await asyncio.to_thread(checkout.path.is_dir):
+        if not await self._fetcher.present(checkout):
             # Its snapshot was deleted (the repos directory with it, say): sync again, which
             # clones afresh when the checkout went too, rather than fail every render.
             log.warning("checkout_vanished", repo=repo.name, path=str(checkout.path))

@@ -108,6 +108,9 @@ class GitFetcher:
             ops_repo.contains_commit, git_checkout.absolute(), sha, tip=checkout.sha
         )
 
+    async def present(self, checkout: Checkout) -> bool:
+        return checkout.path is not None and await asyncio.to_thread(checkout.path.is_dir)
+
     async def _served(self, repo: OpsRepo) -> snapshots.Snapshot | None:
         try:
             ops_repo.checkout_dir(repos_dir=self.repos_dir, name=repo.name)
