@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from reconciler.errors import InputError, OpsRepoError, RenderError
+from reconciler.errors import InputError, RenderError
 from reconciler.render.messages import shown
 
 MAX_SOURCE_BYTES = 1024 * 1024
@@ -66,22 +66,6 @@ def validate_name(*, field: str, value: str) -> None:
 
 
 def load_project(*, checkout: Path, path: str, project: str, environment: str) -> ProjectSources:
-    """Read ``<checkout>/<path>/<project>/``: its templates and its two values files.
-
-    OpsRepoError (transient) when the checkout itself is gone, before or while reading: that is
-    not "the project is not in the repo" (a RenderError, permanent), and a sync brings it back.
-    """
-    try:
-        return _load_project(checkout=checkout, path=path, project=project, environment=environment)
-    except RenderError as exc:
-        if checkout.is_dir():
-            raise
-        raise OpsRepoError(
-            f"ops repo checkout {checkout} vanished (deleted or replaced while rendering)"
-        ) from exc
-
-
-def _load_project(*, checkout: Path, path: str, project: str, environment: str) -> ProjectSources:
     """Read ``<checkout>/<path>/<project>/``: its templates and its two values files.
 
     Templates are the directory's own ``*.yaml``, ``*.yml``, ``*.yaml.j2`` and ``*.yml.j2`` files
