@@ -4,7 +4,8 @@ Syncs run in the background, one at a time per repo: a remote that hangs until t
 must not hold up other work, and a sync that brings a new commit wakes the loop instead.  A
 deployment renders from its repo's last good checkout, fetched first only when the deployment
 already runs, or the repo's row names, a commit that checkout does not contain (another daemon
-fetched it), so manifests never go back to an older commit nor lag behind the database.
+fetched it), so manifests never go back to an older commit nor lag behind the database; and
+fetched again when its files vanished from disk.
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ class Checkouts:
             )
         if checkout.path is None:
             return checkout
+        if not await self._fetcher.present(checkout):
+            # Its snapshot was deleted (the repos directory with it, say): sync again, which
+            # clones afresh when the checkout went too, rather than fail every render.
+            log.warning("checkout_vanished", repo=repo.name, path=str(checkout.path))
+            await asyncio.wait([self._sync_task(repo)])
+            return self._checkouts.get(deployment.ops_repo_id, checkout)
         # Neither what runs nor the repo's last synced commit (another daemon, or the CLI, may
         # have synced it: the claim came from it) may be newer than the checkout.
         newer = [

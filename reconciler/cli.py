@@ -122,8 +122,16 @@ def _add_ops_repo_commands(commands: Commands) -> None:
     listing = ops_commands.add_parser("list", help="list ops repos")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_ops_repo_list)
-    sync = ops_commands.add_parser("sync", help="fetch ops repos now and record their commit")
+    sync = ops_commands.add_parser(
+        "sync", help="ask the running daemon to sync ops repos now (it owns their checkouts)"
+    )
     sync.add_argument("names", nargs="*", help="default: all")
+    sync.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="wait this long for each sync, print its commit or error (exit 1 on either failing)",
+    )
     sync.set_defaults(handler=_ops_repo_sync)
 
 
@@ -304,20 +312,26 @@ async def _ops_repo_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _ops_repo_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler.repo_sync import GitFetcher, sync_named_repos
+    from reconciler.repo_sync import request_syncs, wait_for_syncs
 
-    fetcher = GitFetcher(repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s)
+    if args.wait is not None and not args.wait > 0:
+        raise InputError("--wait must be a positive number of seconds")
     store = await _connect(settings)
     try:
-        results = await sync_named_repos(
-            store=store, repos=await store.list_ops_repos(), names=args.names, fetcher=fetcher
+        repos = await request_syncs(
+            store=store,
+            names=args.names,
+            announce=lambda name: print(f"{name}: asked the daemon to sync", flush=True),
         )
+        if args.wait is None:
+            return 0
+        answers = await wait_for_syncs(store=store, repos=repos, timeout_s=args.wait)
     finally:
         await store.close()
-    for checkout in results:
-        status = f"failed: {checkout.error}" if checkout.error else f"at {checkout.sha}"
-        print(f"{checkout.name}: {status}")
-    return EXIT_ERROR if any(c.error for c in results) else 0
+    for answer in answers:
+        status = f"failed: {answer.error}" if answer.error else f"at {answer.sha}"
+        print(f"{answer.name}: {status}")
+    return EXIT_ERROR if any(a.error for a in answers) else 0
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,7 +28,7 @@ from reconciler.logs import get_logger
 from reconciler.model import AttemptStatus, Deployment, OpsRepo
 from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
 from reconciler.render.service import PoolRenderer
-from reconciler.repo_sync import GitFetcher
+from reconciler.repo_sync import GitFetcher, claim_repos_dir
 from reconciler.retry import Backoff, retry
 from reconciler.settings import Settings
 
@@ -359,23 +359,25 @@ async def main(*, settings: Settings, once: bool) -> int:
     """``reconciler run``: connect, then loop until a signal (or one pass with ``once``)."""
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")
-    store = await _connect_store(settings.database_url, once=once, pool_size=DATABASE_POOL_SIZE)
-    try:
-        kube = await _connect_kube(settings, once=once)
+    # Before anything else: a second daemon on the same checkouts must not even connect.
+    with claim_repos_dir(settings.repos_dir):
+        store = await _connect_store(settings.database_url, once=once, pool_size=DATABASE_POOL_SIZE)
         try:
-            daemon = Daemon(store=store, kube=kube, settings=settings)
-            loop = asyncio.get_running_loop()
-            for signum in STOP_SIGNALS:
-                loop.add_signal_handler(signum, daemon.stop)
+            kube = await _connect_kube(settings, once=once)
             try:
-                return await daemon.run(once=once)
-            finally:
+                daemon = Daemon(store=store, kube=kube, settings=settings)
+                loop = asyncio.get_running_loop()
                 for signum in STOP_SIGNALS:
-                    loop.remove_signal_handler(signum)
+                    loop.add_signal_handler(signum, daemon.stop)
+                try:
+                    return await daemon.run(once=once)
+                finally:
+                    for signum in STOP_SIGNALS:
+                        loop.remove_signal_handler(signum)
+            finally:
+                await kube.close()
         finally:
-            await kube.close()
-    finally:
-        await store.close()
+            await store.close()
 
 
 def _retry_unless_once(event: str, *, once: bool) -> Callable[[BaseException, int], float | None]:

@@ -176,3 +176,7 @@ class RepoFetcher(Protocol):
     async def contains(self, checkout: Checkout, sha: str) -> bool:
         """Whether ``sha`` is in the history of ``checkout``."""
         ...
+
+    async def present(self, checkout: Checkout) -> bool:
+        """Whether the files of ``checkout`` are still on disk (someone may delete them)."""
+        ...

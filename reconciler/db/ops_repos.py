@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from reconciler.db import rows
 from reconciler.db.connection import Transactional
 from reconciler.db.errors import refused_write
+from reconciler.db.listener import NOTIFY_CHANNEL
 from reconciler.db.queries import query
 from reconciler.errors import DatabaseError
 from reconciler.model import OpsRepo
@@ -64,3 +65,14 @@ class OpsRepos(Transactional):
             await conn.execute(
                 query("record_repo_sync"), {"repo_id": repo_id, "sha": sha, "error": error}
             )
+
+    async def notify_repo_sync(self, repo_ids: Sequence[int]) -> list[int]:
+        """Ask the daemon listening on the database to sync these repos now; returns the ids
+        it was asked for (the known ones).  The NOTIFYs go out when the transaction commits."""
+        if not repo_ids:
+            return []
+        async with self._tx() as conn:
+            notified = await conn.execute(
+                query("notify_repo_sync"), {"channel": NOTIFY_CHANNEL, "ids": list(repo_ids)}
+            )
+            return [r.id for r in notified]

@@ -64,6 +64,15 @@ SET last_synced_at = now(),
 WHERE id = :repo_id;
 
 
+-- name: notify_repo_sync
+-- Ask the daemon to sync these ops repos now (`reconciler ops-repo sync`): one NOTIFY each, the
+-- payload the daemon reads as "sync this repo".  Unknown ids are left out; the result has one
+-- row per notified repo.
+SELECT r.id, pg_notify(:channel, 'repo:' || r.id::text)
+FROM ops_repos r
+WHERE r.id = ANY(CAST(:ids AS bigint[]))
+ORDER BY r.id;
+
 -- ============================================================== ops repo policies
 
 -- name: policy_for

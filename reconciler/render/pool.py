@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from reconciler.errors import ReconcilerError, RenderError
+from reconciler.errors import OpsRepoError, ReconcilerError, RenderError
 from reconciler.render.rendering import Rendered, render
 from reconciler.render.sources import ProjectSources, load_project
 
@@ -73,12 +73,21 @@ class _RenderProject:
         return (PurePosixPath(self.subdir) / self.project).as_posix()
 
     def run(self) -> Rendered:
-        sources = load_project(
-            checkout=self.checkout,
-            path=self.subdir,
-            project=self.project,
-            environment=self.environment,
-        )
+        try:
+            sources = load_project(
+                checkout=self.checkout,
+                path=self.subdir,
+                project=self.project,
+                environment=self.environment,
+            )
+        except RenderError as exc:
+            if self.checkout.is_dir():
+                raise  # the checkout is there: the project (or a file of it) is not
+            # The checkout itself is gone, before or while it was read (the repos directory was
+            # deleted, a snapshot pruned): transient, a sync brings it back.
+            raise OpsRepoError(
+                f"the ops repo checkout {self.checkout} vanished (deleted while rendering)"
+            ) from exc
         return render(sources, project=self.project, environment=self.environment, **self.context)
 
 

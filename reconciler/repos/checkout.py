@@ -11,19 +11,30 @@ only through ``reconciler.repos.git``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from reconciler.errors import InputError, OpsRepoError
-from reconciler.repos import layout
+from reconciler.repos import layout, snapshots
 from reconciler.repos.git import Budget, Subject, is_fetch_failure, run_git
 from reconciler.repos.urls import validate_repo_url
 
-__all__ = ["SyncResult", "checkout_dir", "contains_commit", "current_sha", "sync_repo"]
+__all__ = [
+    "SyncResult",
+    "SyncedSnapshot",
+    "checkout_dir",
+    "contains_commit",
+    "current_sha",
+    "sync_repo",
+    "sync_snapshot",
+]
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{")
@@ -41,6 +52,19 @@ class SyncResult:
     """The commit now checked out."""
     changed: bool
     """Whether ``sha`` differs from what was checked out before the sync."""
+
+
+@dataclass(frozen=True)
+class SyncedSnapshot:
+    """The outcome of one successful :func:`sync_snapshot`."""
+
+    snapshot: snapshots.Snapshot
+    """The commit's snapshot, now served."""
+    changed: bool
+    """Whether it differs from the snapshot served before the sync."""
+
+
+_Result = TypeVar("_Result", SyncResult, SyncedSnapshot)
 
 
 def checkout_dir(*, repos_dir: Path, name: str) -> Path:
@@ -79,19 +103,22 @@ def current_sha(checkout: Path) -> str | None:
     return _head_sha(checkout, budget=Budget.start(_CURRENT_SHA_TIMEOUT_S), subject=subject)
 
 
-def contains_commit(checkout: Path, sha: str) -> bool:
-    """Return whether commit ``sha`` is the commit checked out in ``checkout`` or an ancestor of
-    it.  False also when the checkout does not know ``sha``: the commit is newer than the
-    checkout (not fetched yet) or belongs to a rewritten history.
+def contains_commit(checkout: Path, sha: str, *, tip: str = "HEAD") -> bool:
+    """Return whether commit ``sha`` is the commit checked out in ``checkout`` (or commit
+    ``tip`` of its history) or an ancestor of it.  False also when the checkout does not know
+    ``sha``: the commit is newer than the checkout (not fetched yet) or belongs to a rewritten
+    history.
 
     Blocking (it runs ``git merge-base``): call it from a thread in async code.
     """
     checkout = checkout.absolute()
     # Only a hex sha reaches git's command line, never something it could read as an option.
+    if tip != "HEAD" and not _SHA_PATTERN.match(tip):
+        return False
     if not _SHA_PATTERN.match(sha) or not (checkout / ".git").is_dir():
         return False
     outcome = run_git(
-        _in_checkout(checkout, "merge-base", "--is-ancestor", sha, "HEAD"),
+        _in_checkout(checkout, "merge-base", "--is-ancestor", sha, tip),
         cwd=checkout,
         budget=Budget.start(_CURRENT_SHA_TIMEOUT_S),
         subject=Subject(description=f"ops repo checkout {checkout}", url=""),
@@ -234,39 +261,132 @@ def _sync_blocking(
     subject = Subject.for_repo(name=name, url=url, branch=branch)
     # git runs with the checkout as its working directory: every path it gets must be absolute.
     repos_dir = repos_dir.absolute()
-    checkout = checkout_dir(repos_dir=repos_dir, name=name)
+    _create(repos_dir, subject=subject)
+    with layout.exclusive(repos_dir=repos_dir, name=name, budget=budget, subject=subject):
+        return _sync_locked(
+            name=name, url=url, branch=branch, repos_dir=repos_dir, budget=budget, subject=subject
+        )
+
+
+def _create(repos_dir: Path, *, subject: Subject) -> None:
     try:
         repos_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OpsRepoError(f"{subject.description}: cannot create {repos_dir}") from exc
-    with layout.exclusive(repos_dir=repos_dir, name=name, budget=budget, subject=subject):
-        layout.remove_leftovers(repos_dir=repos_dir, name=name)
 
-        def clone() -> str:
-            return _clone_into_place(
+
+def _sync_locked(
+    *, name: str, url: str, branch: str, repos_dir: Path, budget: Budget, subject: Subject
+) -> SyncResult:
+    checkout = checkout_dir(repos_dir=repos_dir, name=name)
+    layout.remove_leftovers(repos_dir=repos_dir, name=name)
+
+    def clone() -> str:
+        return _clone_into_place(
+            url=url, branch=branch, repos_dir=repos_dir, name=name, budget=budget, subject=subject
+        )
+
+    before = _head_sha(checkout, budget=budget, subject=subject)
+    if before is None:
+        # No checkout (never cloned, or deleted), or one a crash left unusable: start again
+        # from a clean clone.
+        sha = clone()
+        return SyncResult(checkout=checkout, sha=sha, changed=True)
+    _point_origin_at(checkout, url=url, budget=budget, subject=subject)
+    try:
+        sha = _fetch_and_reset(checkout, branch=branch, budget=budget, subject=subject)
+    except OpsRepoError as exc:
+        if budget.exhausted() or is_fetch_failure(exc):
+            raise
+        # The fetch worked but the working tree could not be reset (say, an index.lock
+        # left by a crash): rebuild the checkout from a fresh clone instead of failing forever.
+        sha = clone()
+    return SyncResult(checkout=checkout, sha=sha, changed=sha != before)
+
+
+def _sync_snapshot_blocking(
+    *, name: str, url: str, branch: str, repos_dir: Path, budget: Budget
+) -> SyncedSnapshot:
+    subject = Subject.for_repo(name=name, url=url, branch=branch)
+    repos_dir = repos_dir.absolute()
+    _create(repos_dir, subject=subject)
+    with layout.exclusive(repos_dir=repos_dir, name=name, budget=budget, subject=subject):
+        snapshots.remove_staging(repos_dir=repos_dir, name=name)
+        served = snapshots.serving(repos_dir=repos_dir, name=name)
+        try:
+            result = _sync_locked(
+                name=name,
                 url=url,
                 branch=branch,
                 repos_dir=repos_dir,
-                name=name,
                 budget=budget,
                 subject=subject,
             )
+        except OpsRepoError:
+            if served is None:
+                _snapshot_head_if_possible(repos_dir=repos_dir, name=name, budget=budget)
+            raise
+        snapshot = snapshots.publish(
+            checkout=result.checkout,
+            repos_dir=repos_dir,
+            name=name,
+            sha=result.sha,
+            budget=budget,
+            subject=subject,
+        )
+        changed = served is None or served.sha != snapshot.sha
+        return SyncedSnapshot(snapshot=snapshot, changed=changed)
 
-        before = _head_sha(checkout, budget=budget, subject=subject)
-        if before is None:
-            # No checkout, or one a crash left unusable: start again from a clean clone.
-            sha = clone()
-            return SyncResult(checkout=checkout, sha=sha, changed=True)
-        _point_origin_at(checkout, url=url, budget=budget, subject=subject)
-        try:
-            sha = _fetch_and_reset(checkout, branch=branch, budget=budget, subject=subject)
-        except OpsRepoError as exc:
-            if budget.exhausted() or is_fetch_failure(exc):
-                raise
-            # The fetch worked but the working tree could not be reset (say, an index.lock
-            # left by a crash): rebuild the checkout from a fresh clone instead of failing forever.
-            sha = clone()
-        return SyncResult(checkout=checkout, sha=sha, changed=sha != before)
+
+def _snapshot_head_if_possible(*, repos_dir: Path, name: str, budget: Budget) -> None:
+    """No snapshot is served and the sync failed: serve the commit the checkout holds, read from
+    git's objects (never from its working tree, which a failed reset may have left mixed), so a
+    checkout from before snapshots existed keeps serving while its remote is away."""
+    checkout = checkout_dir(repos_dir=repos_dir, name=name)
+    subject = Subject(description=f"ops repo checkout {checkout}", url="")
+    # The sync's own budget may be spent (a remote that hung): this is local and quick.
+    local = Budget.start(_CURRENT_SHA_TIMEOUT_S, budget.cancelled)
+    with contextlib.suppress(OpsRepoError):
+        sha = _head_sha(checkout, budget=local, subject=subject)
+        if sha is not None:
+            snapshots.publish(
+                checkout=checkout,
+                repos_dir=repos_dir,
+                name=name,
+                sha=sha,
+                budget=local,
+                subject=subject,
+            )
+
+
+def _validate(*, name: str, url: str, branch: str, timeout_s: float) -> None:
+    checkout_dir(repos_dir=Path(), name=name)
+    validate_repo_url(url)
+    _validate_branch(branch)
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise InputError(f"the ops repo sync timeout must be a positive number, not {timeout_s}")
+
+
+async def _in_thread(
+    blocking: Callable[..., _Result],
+    *,
+    name: str,
+    url: str,
+    branch: str,
+    repos_dir: Path,
+    timeout_s: float,
+) -> _Result:
+    _validate(name=name, url=url, branch=branch, timeout_s=timeout_s)
+    cancelled = threading.Event()
+    budget = Budget.start(timeout_s, cancelled)
+    try:
+        return await asyncio.to_thread(
+            blocking, name=name, url=url, branch=branch, repos_dir=repos_dir, budget=budget
+        )
+    except asyncio.CancelledError:
+        # The thread cannot be interrupted, but it watches this flag and kills git promptly.
+        cancelled.set()
+        raise
 
 
 async def sync_repo(
@@ -280,18 +400,25 @@ async def sync_repo(
     the file system refuses, or when the whole sync takes longer than ``timeout_s`` (git is then
     killed).  On a failed fetch the existing checkout is left exactly as it was.
     """
-    checkout_dir(repos_dir=repos_dir, name=name)
-    validate_repo_url(url)
-    _validate_branch(branch)
-    if not (math.isfinite(timeout_s) and timeout_s > 0):
-        raise InputError(f"the ops repo sync timeout must be a positive number, not {timeout_s}")
-    cancelled = threading.Event()
-    budget = Budget.start(timeout_s, cancelled)
-    try:
-        return await asyncio.to_thread(
-            _sync_blocking, name=name, url=url, branch=branch, repos_dir=repos_dir, budget=budget
-        )
-    except asyncio.CancelledError:
-        # The thread cannot be interrupted, but it watches this flag and kills git promptly.
-        cancelled.set()
-        raise
+    return await _in_thread(
+        _sync_blocking, name=name, url=url, branch=branch, repos_dir=repos_dir, timeout_s=timeout_s
+    )
+
+
+async def sync_snapshot(
+    *, name: str, url: str, branch: str, repos_dir: Path, timeout_s: float = 60.0
+) -> SyncedSnapshot:
+    """:func:`sync_repo`, then publish the new commit's snapshot (``reconciler.repos.snapshots``)
+    under the same lock: what the daemon renders from.
+
+    Raises as :func:`sync_repo` does, and OpsRepoError when the snapshot cannot be written; the
+    snapshot served before (:func:`snapshots.serving`) then stays served and intact.
+    """
+    return await _in_thread(
+        _sync_snapshot_blocking,
+        name=name,
+        url=url,
+        branch=branch,
+        repos_dir=repos_dir,
+        timeout_s=timeout_s,
+    )

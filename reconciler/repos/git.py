@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,8 +106,12 @@ def run_git(
     subject: Subject,
     action: str,
     check: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> GitOutcome:
-    """Run one git command within the budget; raise OpsRepoError on failure (if ``check``)."""
+    """Run one git command within the budget; raise OpsRepoError on failure (if ``check``).
+
+    ``env`` adds variables to git's environment (``GIT_INDEX_FILE`` for a snapshot's index).
+    """
     argv = ["git", *_GIT_OPTIONS, *args]
     shown_argv = [redact(arg, url=subject.url) for arg in argv]
     if budget.exhausted():
@@ -116,7 +120,10 @@ def run_git(
         # A new session makes git the leader of a process group holding every helper it starts
         # (ssh, remote-https, upload-pack), so a timeout can kill all of them at once.
         wrapper = Git(str(cwd)).execute(
-            argv, as_process=True, env=_GIT_ENVIRONMENT, start_new_session=True
+            argv,
+            as_process=True,
+            env={**_GIT_ENVIRONMENT, **(env or {})},
+            start_new_session=True,
         )
     except GitCommandNotFound:
         raise OpsRepoError(

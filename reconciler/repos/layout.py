@@ -3,6 +3,8 @@
 For ops repo ``name`` (a slug, see ``checkout_dir``): ``.name.lock`` serialises its syncs,
 ``.name.clone-*`` are clones in progress and ``.name.old-*`` checkouts being replaced.  A clone
 is moved into place only when complete, so the checkout's own name is only ever empty or whole.
+``.snapshots/`` holds the commits served (``reconciler.repos.snapshots``), and ``.daemon.lock``
+is held by the one daemon that owns the directory (:func:`claim_repos_dir`).
 """
 
 from __future__ import annotations
@@ -16,12 +18,51 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from reconciler.errors import OpsRepoError
+from reconciler.errors import ConfigError, OpsRepoError
 from reconciler.repos.git import Budget, Subject, timeout_error
 
-__all__ = ["exclusive", "move_into_place", "new_staging_dir", "remove_leftovers", "remove_path"]
+__all__ = [
+    "claim_repos_dir",
+    "exclusive",
+    "move_into_place",
+    "new_staging_dir",
+    "remove_leftovers",
+    "remove_path",
+]
 
 _LOCK_POLL_INTERVAL_S = 0.05
+_DAEMON_LOCK = ".daemon.lock"
+
+
+@contextlib.contextmanager
+def claim_repos_dir(repos_dir: Path) -> Iterator[None]:
+    """Own ``repos_dir`` for as long as the context lasts: the daemon's, for its lifetime.
+
+    A second daemon (another process) on the same directory would sync its checkouts under the
+    first one's renders; it is refused with a ConfigError naming the directory and the owner's
+    pid.  The lock is an flock, so a daemon that dies releases it with its last descriptor.
+    """
+    lock_path = repos_dir / _DAEMON_LOCK
+    try:
+        repos_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"RECONCILER_REPOS_DIR {repos_dir} cannot be used: {exc}") from exc
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(descriptor, 32, 0).decode("ascii", errors="replace").strip()
+            raise ConfigError(
+                f"RECONCILER_REPOS_DIR {repos_dir} is in use by another reconciler daemon"
+                f" (pid {owner or 'unknown'}); give each daemon its own directory"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        # Closing the descriptor releases the lock; the file stays, naming the last owner.
+        os.close(descriptor)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,40 @@ def test_history_of_unknown_deployment(database_url: str) -> None:
         1,
         "reconciler: error: no deployment web/prod",
     )
+
+
+def test_ops_repo_sync_asks_the_daemon_and_never_writes_the_repos_dir(
+    database_url: str, tmp_path: Path
+) -> None:
+    """ops-repo sync only asks (one line per repo); the daemon's repos dir stays untouched."""
+    repos_dir = tmp_path / "repos"
+    for name in ("alpha", "beta"):
+        added = run_cli("ops-repo", "add", name, str(tmp_path / name), database_url=database_url)
+        assert added.returncode == 0, added.stderr
+    env = {"RECONCILER_REPOS_DIR": str(repos_dir)}
+    result = run_cli("ops-repo", "sync", database_url=database_url, **env)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "alpha: asked the daemon to sync",
+        "beta: asked the daemon to sync",
+    ]
+    assert not repos_dir.exists()
+    unknown = run_cli("ops-repo", "sync", "gamma", database_url=database_url, **env)
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        1,
+        "reconciler: error: no ops repo named gamma",
+    )
+
+
+def test_ops_repo_sync_wait_without_a_daemon_times_out(database_url: str) -> None:
+    """--wait S with no daemon to answer: exit 1 once S seconds pass, saying so per repo."""
+    added = run_cli(
+        "ops-repo", "add", "ops", "https://git.example.com/ops.git", database_url=database_url
+    )
+    assert added.returncode == 0, added.stderr
+    result = run_cli("ops-repo", "sync", "ops", "--wait", "1", database_url=database_url)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "ops: asked the daemon to sync",
+        "ops: failed: no sync within 1 s (is a daemon running on this database?)",
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.db import Store
+from reconciler.repos.layout import claim_repos_dir
 from tests.support import processes
 from tests.support.gitrepo import app_repo
 from tests.support.processes import DaemonProcess, daemon_env, run_daemon_once
@@ -112,3 +115,50 @@ async def test_sigterm_mid_rollout_then_restart_completes(world: World) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     statuses = [h.status for h in await world.store.history(deployment_id=d.id)]
     assert statuses == ["healthy", "interrupted"]
+
+
+async def test_a_second_daemon_on_the_same_repos_dir_refuses_to_start(tmp_path: Path) -> None:
+    """A daemon whose RECONCILER_REPOS_DIR another daemon holds exits 1 naming dir and pid."""
+    repos_dir = tmp_path / "repos"
+    env = daemon_env(
+        database_url="postgresql://u:pw@127.0.0.1:9/db",
+        kubeconfig=tmp_path / "kubeconfig",
+        repos_dir=repos_dir,
+    )
+    with claim_repos_dir(repos_dir):
+        result = await run_daemon_once(env)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert (
+        f"RECONCILER_REPOS_DIR {repos_dir} is in use by another reconciler daemon"
+        f" (pid {os.getpid()})"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_ops_repo_sync_wait_reports_the_commit_the_daemon_synced(world: World) -> None:
+    """ops-repo sync --wait: the running daemon syncs on the NOTIFY (no deployment makes the
+    repo due) and the CLI prints the sha it recorded."""
+    daemon = DaemonProcess(env=world.env, log_path=world.log_path)
+    await daemon.start()
+    try:
+        await daemon.wait_for_event("listening")
+        result = await asyncio.to_thread(
+            processes.run_cli,
+            "ops-repo",
+            "sync",
+            "ops",
+            "--wait",
+            "30",
+            database_url=world.store.url,
+        )
+        repo = await world.store.get_ops_repo("ops")
+        assert repo is not None and repo.last_sha is not None
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.splitlines() == [
+            "ops: asked the daemon to sync",
+            f"ops: at {repo.last_sha}",
+        ]
+        snapshot = Path(world.env["RECONCILER_REPOS_DIR"]) / ".snapshots" / "ops" / repo.last_sha
+        assert (snapshot / "app" / "values.yaml").is_file()
+    finally:
+        await daemon.stop()

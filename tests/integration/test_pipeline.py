@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Callable
 
+import asyncpg
+
+from reconciler.db import asyncpg_dsn
 from reconciler.model import Deployment, RepoPolicy
 from tests.support.pipeline import Pipeline
 
@@ -275,3 +279,29 @@ async def test_crd_and_its_custom_resource_in_one_render(pipeline: Pipeline) -> 
     )
     assert widget is not None and widget["spec"]["image"] == "reg/w:1"
     assert d.status_message == ""
+
+
+async def test_a_deleted_repos_dir_is_cloned_again_and_the_deploy_converges(
+    pipeline: Pipeline,
+) -> None:
+    """rm -rf of the repos dir under a running daemon: the next deploy's render finds its
+    snapshot gone, the repo is cloned again, and the new image converges (nothing permanent)."""
+    # Only the vanished snapshot may cause the new clone, not the periodic sync.
+    conn = await asyncpg.connect(asyncpg_dsn(pipeline.store.url))
+    try:
+        await conn.execute("UPDATE ops_repos SET sync_interval_s = 3600")
+    finally:
+        await conn.close()
+    await pipeline.start_daemon()
+    await pipeline.deploy("app", image_ref="reg/app:1")
+    first = await pipeline.wait_for("app", until=_healthy_on("reg/app:1"))
+    repos_dir = pipeline.settings.repos_dir
+    assert first.current_sha is not None
+    assert (repos_dir / ".snapshots" / "ops" / first.current_sha / "app").is_dir()
+    shutil.rmtree(repos_dir)
+    await pipeline.store.set_desired(project="app", environment="prod", image_ref="reg/app:2")
+    d = await pipeline.wait_for("app", until=_healthy_on("reg/app:2"))
+    assert d.current_sha == first.current_sha
+    assert (repos_dir / ".snapshots" / "ops" / first.current_sha / "app").is_dir()
+    history = await pipeline.store.history(deployment_id=d.id)
+    assert [(h.image_ref, h.status) for h in history][:1] == [("reg/app:2", "healthy")]

@@ -204,3 +204,21 @@ async def test_no_retention_prunes_nothing() -> None:
     loop.daemon.stop()
     await asyncio.wait_for(task, timeout=5)
     assert "prune_history" not in loop.store.calls
+
+
+async def test_a_vanished_checkout_is_fetched_again_before_rendering() -> None:
+    """A checkout whose files were deleted is synced again when a deployment needs it."""
+    loop = Loop()
+    row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
+    task = asyncio.create_task(loop.daemon.run())
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "healthy")
+    assert loop.fetcher.fetched == ["ops"]
+    loop.fetcher.vanished.add("ops")
+    loop.store.set_desired(row.id, image_ref="web:2")
+    assert loop.listener is not None
+    loop.listener.notify(str(row.id))
+    await eventually(lambda: loop.store.deployments[row.id].current_image_ref == "web:2")
+    loop.daemon.stop()
+    assert await asyncio.wait_for(task, timeout=5) == 0
+    assert loop.fetcher.fetched == ["ops", "ops"]
+    assert not loop.fetcher.vanished

@@ -73,6 +73,8 @@ class InMemoryFetcher:
     def __init__(self, *, sha: str = "a" * 40) -> None:
         self.sha = sha
         self.fetched: list[str] = []
+        self.vanished: set[str] = set()
+        """Repos whose checkout a test deleted: gone until the next fetch."""
 
     def _checkout(self, repo: OpsRepo) -> Checkout:
         path = Path("/memory") / repo.name
@@ -80,6 +82,7 @@ class InMemoryFetcher:
 
     async def fetch(self, repo: OpsRepo) -> Checkout:
         self.fetched.append(repo.name)
+        self.vanished.discard(repo.name)
         return self._checkout(repo)
 
     async def on_disk(self, repo: OpsRepo) -> Checkout | None:
@@ -87,6 +90,9 @@ class InMemoryFetcher:
 
     async def contains(self, checkout: Checkout, sha: str) -> bool:
         return sha == checkout.sha
+
+    async def present(self, checkout: Checkout) -> bool:
+        return checkout.name not in self.vanished
 
 
 class InMemoryListener:
