@@ -1,4 +1,5 @@
-"""The benchmarks still run: small runs of bench/wake_latency.py and bench/throughput.py."""
+"""The benchmarks still run: small runs of bench/wake_latency.py, bench/throughput.py and
+bench/hostile_neighbours.py."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def test_throughput_small_ends_with_its_json_line() -> None:
     # At least the namespace, ConfigMap and Deployment applies and one health read each.
     assert payload["requests_per_deployment"] >= 4
     assert payload["bulk_update_s"] > 0
+
+
+def test_hostile_neighbours_small_ends_with_its_json_line() -> None:
+    """hostile_neighbours.py --small exits 0 and times 10 good deployments in both rounds."""
+    payload = _run_small("hostile_neighbours.py")
+    assert payload["bench"] == "hostile_neighbours"
+    assert (payload["good"], payload["hostile"]) == (10, 2)
+    for label in ("alone", "with_hostile"):
+        figures = payload[label]
+        assert figures["n"] == 10
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
+        assert figures["render_stage_p50_ms"] is not None

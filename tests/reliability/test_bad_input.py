@@ -60,6 +60,8 @@ class Case:
     """``message`` is a regular expression (for text with timings in it)."""
     symlink: tuple[str, str] | None = None
     setup: Callable[[Pipeline], Awaitable[None]] | None = None
+    check: Callable[[Pipeline], None] | None = None
+    """What else must hold once the bad deployment has ended (what reached the cluster)."""
 
 
 def _with_deployment(**templates: str) -> dict[str, str]:
@@ -71,6 +73,38 @@ async def _repo_with_credentials(p: Pipeline) -> None:
         name="private", repo_url=f"https://deploy:{CREDENTIAL}@127.0.0.1:9/ops.git"
     )
     p.ops_repo_id = repo.id
+
+
+INJECTED = (
+    "hi\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+    "metadata: {name: pwn}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole,"
+    " name: cluster-admin}\nsubjects: [{kind: Group, name: 'system:authenticated'}]\n"
+)
+WEB_STYLE_CONFIGMAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: c
+data:
+{% for key, value in values.config | dictsort %}
+  {{ key }}: {{ value | string | tojson }}
+{% endfor %}
+  plain: {{ values.config.motd }}
+"""
+
+
+def _injection_stayed_a_string(p: Pipeline) -> None:
+    config = p.fakekube.get_object(
+        api_version="v1", kind="ConfigMap", name="c", namespace="bad-prod"
+    )
+    assert config is not None and config["data"] == {"motd": INJECTED, "plain": INJECTED}
+    assert not [r.path for r in p.fakekube.request_log if "clusterrolebindings" in r.path]
+    assert (
+        p.fakekube.get_object(
+            api_version="rbac.authorization.k8s.io/v1", kind="ClusterRoleBinding", name="pwn"
+        )
+        is None
+    )
 
 
 STATUS_CASES = [
@@ -162,6 +196,21 @@ STATUS_CASES = [
         message="render failed: py.yaml.j2:1: the template sandbox refused this: access to attribute '__class__' of 'str' object is unsafe.",
     ),
     Case(
+        "values_string_smuggles_a_document",
+        files=_with_deployment(**{"cm.yaml.j2": WEB_STYLE_CONFIGMAP}),
+        row={"values_override": {"config": {"motd": INJECTED}}},
+        expect_status="healthy",
+        message="",
+        check=_injection_stayed_a_string,
+    ),
+    Case(
+        "environment_typo",
+        files=_with_deployment(**{"values-prod.yaml": "replicas: 1\n"}),
+        row={"environment": "prdo"},
+        message="render failed: environment 'prdo' is not declared by project 'bad' "
+        "(it has values files for: prod)",
+    ),
+    Case(
         "symlink_out_of_the_checkout",
         files=_with_deployment(),
         symlink=("passwd.yaml", "/etc/passwd"),
@@ -249,6 +298,7 @@ async def test_bad_input_fails_clearly_and_alone(pipeline: Pipeline, case: Case)
         await pipeline.deploy("bad", **case.row)
         bad = await pipeline.wait_for(
             "bad",
+            case.row.get("environment", "prod"),
             until=lambda d: d.current_status in ("failed", "stopped", "healthy"),
             timeout_s=40,
         )
@@ -268,6 +318,8 @@ async def test_bad_input_fails_clearly_and_alone(pipeline: Pipeline, case: Case)
     for repo in await pipeline.store.list_ops_repos():
         everything += repo.last_error or ""
     assert CREDENTIAL not in everything and SECRET not in everything
+    if case.check:
+        case.check(pipeline)
     # The control deployment was not touched by any of it.
     after = await pipeline.store.get_deployment(project="control", environment="prod")
     assert after is not None and after.current_status == "healthy"
@@ -342,6 +394,25 @@ WRITE_CASES = [
         row={"ops_repo_id": 999999},
         write_error="deployment bad/prod: ops_repo_id names no ops repo "
         "(deployments_ops_repo_id_fkey)",
+    ),
+    Case(
+        "namespace_kube_system",
+        row={"namespace": "kube-system"},
+        write_error="deployment bad/prod: namespace 'kube-system' is not allowed for ops repo 'ops' "
+        "(allowed: the default bad-prod) (deployments_namespace_allowed)",
+    ),
+    Case(
+        "namespace_of_another_team",
+        row={"namespace": "control-prod"},
+        write_error="deployment bad/prod: namespace 'control-prod' is not allowed for ops repo 'ops' "
+        "(allowed: the default bad-prod) (deployments_namespace_allowed)",
+    ),
+    Case(
+        "ops_repo_name_typo_in_the_subquery",
+        # what (SELECT id FROM ops_repos WHERE name = 'opz') gives the pipeline's INSERT
+        row={"ops_repo_id": None},
+        write_error="deployment bad/prod: ops_repo_id is NULL: no ops repo matched "
+        "(registered ops repos: ops) (deployments_ops_repo_id_fkey)",
     ),
     Case(
         "desired_status_unknown",
