@@ -8,6 +8,10 @@ The pool is N independent single-worker processes fed from one queue.  A render'
 when a worker takes it, so time spent waiting behind other renders is not charged to it; a render
 that overruns kills and replaces only its own worker, so renders beside it are untouched.  A
 project job reads its files in the worker too, so big sources never enter the daemon's memory.
+
+Renders of real templates take milliseconds.  When one has held its worker for ``slow_after_s``
+and renders are waiting, the pool starts a spare worker (up to ``spares``), so a few templates that
+loop until the deadline cannot make every other render wait for it; idle spares exit.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from reconciler.render.sources import ProjectSources, load_project
 
 STARTUP_TIMEOUT_S = 60.0
 """How long a new worker may take to start (spawn and imports); not charged to any render."""
+
+SPARE_IDLE_S = 30.0
+"""A spare worker idle this long exits."""
 
 _READY = "ready"
 
@@ -232,19 +239,29 @@ class RenderPool:
     lazily, with the ``spawn`` method (no fork of a threaded process)."""
 
     def __init__(
-        self, *, workers: int = 2, timeout_s: float = 10.0, memory_bytes: int = 1024 * 1024 * 1024
+        self,
+        *,
+        workers: int = 2,
+        timeout_s: float = 10.0,
+        memory_bytes: int = 1024 * 1024 * 1024,
+        spares: int = 6,
+        slow_after_s: float = 1.0,
     ) -> None:
         self.workers = workers
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
+        self.spares = spares
+        self.slow_after_s = slow_after_s
         self._workers = [_Worker(memory_bytes=memory_bytes) for _ in range(workers)]
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._serving: list[asyncio.Task[None]] = []
+        self._spare_workers: dict[asyncio.Task[None], _Worker] = {}
 
     @property
     def worker_pids(self) -> list[int]:
         """Process ids of the workers running now."""
-        return [pid for worker in self._workers if (pid := worker.pid) is not None]
+        workers = [*self._workers, *self._spare_workers.values()]
+        return [pid for worker in workers if (pid := worker.pid) is not None]
 
     async def render(
         self,
@@ -291,13 +308,15 @@ class RenderPool:
         await self._queue.put(queued)
         return await queued.result
 
-    async def _serve(self, worker: _Worker) -> None:
+    async def _serve(self, worker: _Worker, *, spare: bool = False) -> None:
         while True:
-            queued = await self._queue.get()
+            queued = await self._next(worker, spare=spare)
+            if queued is None:
+                return  # an idle spare
             if queued.result.done():
                 continue  # its caller gave up waiting
             try:
-                rendered = await worker.run(queued.job, timeout_s=self.timeout_s)
+                rendered = await self._run_watched(worker, queued.job)
             except asyncio.CancelledError:
                 _fail(queued, "the render pool was closed during this render")
                 raise
@@ -311,10 +330,44 @@ class RenderPool:
                 if not queued.result.done():
                     queued.result.set_result(rendered)
 
+    async def _next(self, worker: _Worker, *, spare: bool) -> _Queued | None:
+        if not spare:
+            return await self._queue.get()
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout=SPARE_IDLE_S)
+        except TimeoutError:
+            await worker.stop()
+            return None
+
+    async def _run_watched(self, worker: _Worker, job: _Job) -> Rendered:
+        """Run ``job``; if it holds the worker for long while others wait, start a spare."""
+        running = asyncio.ensure_future(worker.run(job, timeout_s=self.timeout_s))
+        try:
+            done, _ = await asyncio.wait({running}, timeout=self.slow_after_s)
+            if not done and not self._queue.empty():
+                self._start_spare()
+            return await running
+        except asyncio.CancelledError:
+            # Let the render unwind (it unregisters its pipe) before whoever cancelled us
+            # stops the worker.
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await running
+            raise
+
+    def _start_spare(self) -> None:
+        if len(self._spare_workers) >= self.spares or not self._serving:
+            return
+        worker = _Worker(memory_bytes=self.memory_bytes)
+        task = asyncio.create_task(self._serve(worker, spare=True))
+        self._spare_workers[task] = worker
+        task.add_done_callback(lambda done: self._spare_workers.pop(done, None))
+
     async def close(self) -> None:
         """Stop the workers; renders still waiting or running fail with a message saying so.
         A later render starts the pool afresh."""
-        serving, self._serving = self._serving, []
+        spares = dict(self._spare_workers)
+        serving, self._serving = [*self._serving, *spares], []
         for task in serving:
             task.cancel()
         for task in serving:
@@ -322,7 +375,7 @@ class RenderPool:
                 await task
         while not self._queue.empty():
             _fail(self._queue.get_nowait(), "the render pool was closed before this render started")
-        for worker in self._workers:
+        for worker in [*self._workers, *spares.values()]:
             await worker.stop()
 
 

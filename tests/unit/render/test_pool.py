@@ -269,3 +269,23 @@ async def test_pool_renderer_renders_the_example_repo_like_render() -> None:
     )
     assert rendered.objects == direct.objects
     assert rendered.digest == direct.digest
+
+
+async def test_looping_renders_do_not_hold_up_the_others() -> None:
+    """With more looping templates than workers, a spare worker takes the good render: it
+    finishes while every looping one is still running, long before their deadline."""
+    pool = RenderPool(workers=2, timeout_s=60.0, spares=4, slow_after_s=0.2)
+    try:
+        loops = [asyncio.create_task(_outcome(pool, CONFIGMAP + LOOP)) for _ in range(4)]
+        await asyncio.sleep(0.05)  # the looping renders are queued first
+        good = asyncio.create_task(_outcome(pool, CONFIGMAP))
+        done, _ = await asyncio.wait([good, *loops], return_when=asyncio.FIRST_COMPLETED)
+        assert done == {good}
+        assert good.result() == "app"
+        assert not any(loop.done() for loop in loops)
+        assert len(pool.worker_pids) <= 2 + 4
+    finally:
+        await pool.close()
+    assert {loop.result() for loop in loops} == {
+        "app: the render pool was closed during this render"
+    }
