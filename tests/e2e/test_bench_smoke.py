@@ -3,7 +3,10 @@ bench/hostile_neighbours.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +17,23 @@ BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 
 def _run_small(script: str) -> dict[str, Any]:
     """Run ``bench/<script> --small``; the JSON object on its last stdout line."""
-    result = subprocess.run(
+    # A session of its own, so a benchmark that overruns is stopped with everything it
+    # started (its daemon and fakekube), not just itself.
+    process = subprocess.Popen(
         [sys.executable, str(BENCH_DIR / script), "--small"],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=150,
-        check=False,
+        start_new_session=True,
     )
-    assert result.returncode == 0, f"{script} failed:\n{result.stderr[-3000:]}"
-    lines = result.stdout.strip().splitlines()
+    try:
+        stdout, stderr = process.communicate(timeout=150)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == 0, f"{script} failed:\n{stderr[-3000:]}"
+    lines = stdout.strip().splitlines()
     assert lines, f"{script} printed nothing on stdout"
     payload: dict[str, Any] = json.loads(lines[-1])
     return payload
