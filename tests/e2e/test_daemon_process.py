@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -162,3 +163,55 @@ async def test_ops_repo_sync_wait_reports_the_commit_the_daemon_synced(world: Wo
         assert (snapshot / "app" / "values.yaml").is_file()
     finally:
         await daemon.stop()
+
+
+async def _rolling_out(world: World, *, env: dict[str, str]) -> DaemonProcess:
+    await world.store.upsert_deployment(
+        project="app", environment="prod", ops_repo_id=world.ops_repo_id, image_ref="reg/app:1"
+    )
+    daemon = DaemonProcess(env=env, log_path=world.log_path)
+    await daemon.start()
+
+    async def rolling_out() -> bool:
+        d = await world.store.get_deployment(project="app", environment="prod")
+        assert d is not None
+        return d.current_status == "syncing"
+
+    await eventually(
+        rolling_out, within=30, message="the daemon never started the rollout", interval_s=0.05
+    )
+    return daemon
+
+
+async def _history_statuses(world: World) -> list[str]:
+    d = await world.store.get_deployment(project="app", environment="prod")
+    assert d is not None
+    return [h.status for h in await world.store.history(deployment_id=d.id)]
+
+
+async def test_sighup_drains_like_sigterm(world: World) -> None:
+    """SIGHUP mid-rollout (a closed terminal, a supervisor's reload) drains and exits 0 with
+    the attempt recorded, instead of killing the daemon."""
+    daemon = await _rolling_out(world, env=world.env)
+    try:
+        assert await daemon.terminate(timeout_s=15, signum=signal.SIGHUP) == 0
+    finally:
+        await daemon.stop()
+    assert await _history_statuses(world) == ["interrupted"]
+
+
+async def test_a_second_signal_stops_at_once(world: World) -> None:
+    """With a long shutdown grace, a second SIGTERM ends the drain at once: exit 0, the
+    rollout recorded as interrupted, well before the grace is up."""
+    env = {**world.env, "RECONCILER_SHUTDOWN_GRACE_S": "120"}
+    daemon = await _rolling_out(world, env=env)
+    try:
+        daemon.send(signal.SIGTERM)
+        await asyncio.sleep(1.0)
+        assert daemon.alive  # draining: the rollout has 120 s to finish
+        began = time.monotonic()
+        assert await daemon.terminate(timeout_s=30) == 0
+        assert time.monotonic() - began < 15
+    finally:
+        await daemon.stop()
+    assert await _history_statuses(world) == ["interrupted"]

@@ -58,11 +58,17 @@ class DaemonProcess:
         await self.process.wait()
         self._end_group()
 
-    async def terminate(self, *, timeout_s: float = 30.0) -> int:
-        """SIGTERM and wait; returns the exit code."""
+    def send(self, signum: int) -> None:
+        """Send the daemon a signal (and do not wait)."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signum)
+
+    async def terminate(self, *, timeout_s: float = 30.0, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum`` (SIGTERM) and wait; returns the exit code."""
         assert self.process is not None
         if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
         try:
             code = await asyncio.wait_for(self.process.wait(), timeout=timeout_s)
         finally:

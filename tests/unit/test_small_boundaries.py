@@ -1,12 +1,9 @@
-"""Small boundaries: terminal output, database URLs, signals."""
+"""Small boundaries: terminal output and database URLs."""
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 
-from reconciler.daemon import STOP_SIGNALS
 from reconciler.db import describe_url
 from reconciler.errors import ConfigError
 from reconciler.output import format_table
@@ -46,8 +43,3 @@ def test_a_percent_encoded_password_is_accepted() -> None:
 def test_describing_an_unparsable_url_never_raises() -> None:
     """Messages name where a URL points; one that cannot be parsed is named as such."""
     assert describe_url("postgresql://app:pw@db:port/x") == "(a URL that cannot be parsed)"
-
-
-def test_sighup_drains_like_sigterm() -> None:
-    """SIGHUP, SIGTERM and SIGINT all drain the daemon."""
-    assert set(STOP_SIGNALS) == {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
