@@ -97,7 +97,8 @@ CREATE TABLE ops_repo_policies (
     service_account text,
     updated_at     timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT ops_repo_policies_service_account_is_namespace_slash_name CHECK (
-        service_account ~ '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$'),
+        service_account ~ ('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?'
+                           || '/[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$')),
     CONSTRAINT ops_repo_policies_namespaces_are_patterns
         CHECK (array_position(namespaces, NULL) IS NULL AND namespace_patterns_valid(namespaces))
 );
