@@ -15,6 +15,10 @@ from .faults import Faults, RequestRecord
 from .objects import clone
 from .registry import Registry
 from .server import ApiServer
+from .store import HISTORY_SIZE
+
+#: kube-apiserver's watch cache sends bookmarks about once a minute.
+DEFAULT_BOOKMARK_INTERVAL_S = 60.0
 
 
 class FakeKube:
@@ -22,7 +26,10 @@ class FakeKube:
 
     ``rollout_delay_s`` is how long a Pod takes to become Ready; ``time_factor`` scales the
     durations objects declare (progressDeadlineSeconds, minReadySeconds, back-offs ...), so
-    0.01 makes them 100 times shorter.  Both, and ``faults``, may be changed while it runs.
+    0.01 makes them 100 times shorter.  ``watch_history`` is how many events per resource a
+    watch can replay (older resourceVersions get 410 Expired); ``bookmark_interval_s`` how
+    often watches that allow bookmarks get one (kube-apiserver: about a minute).  All of them,
+    and ``faults``, may be changed while it runs.
     """
 
     def __init__(
@@ -32,23 +39,36 @@ class FakeKube:
         port: int = 0,
         rollout_delay_s: float = 0.2,
         time_factor: float = 1.0,
+        watch_history: int = HISTORY_SIZE,
+        bookmark_interval_s: float = DEFAULT_BOOKMARK_INTERVAL_S,
     ) -> None:
         self.host = host
         self.port = port
         self.rollout_delay_s = rollout_delay_s
         self.time_factor = time_factor
+        self.bookmark_interval_s = bookmark_interval_s
         self.faults = Faults()
         self.request_log: list[RequestRecord] = []
         #: When set, the log keeps about this many recent records (for long-running servers).
         self.request_log_limit: int | None = None
         self.url = ""
         self.registry = Registry()
+        self.registry.store.history_size = watch_history
         self.controllers = ControllerManager(self.registry, self)
         ClusterControllers(self.controllers)
         Workloads(self.controllers)
         bootstrap(self.registry)
         self._server = ApiServer(self.registry, settings=self, host_port=self._host_port)
         self._runner: web.AppRunner | None = None
+
+    @property
+    def watch_history(self) -> int:
+        """How many events per resource a watch can replay (the store's history)."""
+        return self.registry.store.history_size
+
+    @watch_history.setter
+    def watch_history(self, size: int) -> None:
+        self.registry.store.history_size = size
 
     def _host_port(self) -> str:
         return self.url.removeprefix("http://")

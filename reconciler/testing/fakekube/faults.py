@@ -6,6 +6,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .watch_drops import WatchDrops
+
 ErrorKind = Literal["500", "429", "hang"]
 
 
@@ -15,20 +17,33 @@ class Faults:
 
     ``latency_s`` delays every request; ``error_rate`` (0..1) answers that share of requests with
     one of ``error_kinds``: ``"500"`` (InternalError), ``"429"`` (TooManyRequests with
-    ``Retry-After: retry_after_s``) or ``"hang"`` (no answer for ``hang_s``, then 504).  ``down``
+    ``Retry-After: retry_after_s``) or ``"hang"`` (no answer for ``hang_s``, then 504);
+    ``throttle_rate`` (0..1) answers, before that, another share with 429.  ``down``
     answers every request 503 and ends open watches.  Pods whose image matches a pattern in
     ``crashloop_images`` go to CrashLoopBackOff and never become Ready; in ``missing_images``
-    they go to ErrImagePull / ImagePullBackOff.
+    they go to ErrImagePull / ImagePullBackOff.  ``drop_watches`` ends open watch streams.
     """
 
     latency_s: float = 0.0
     error_rate: float = 0.0
     error_kinds: tuple[ErrorKind, ...] = ("500",)
+    throttle_rate: float = 0.0
     retry_after_s: int = 1
     hang_s: float = 30.0
     down: bool = False
     crashloop_images: list[str] = field(default_factory=list)
     missing_images: list[str] = field(default_factory=list)
+    #: The open watch streams (the watch handler registers them), for ``drop_watches``.
+    open_watches: WatchDrops = field(default_factory=WatchDrops, repr=False, compare=False)
+
+    def drop_watches(self, *, resource: str | None = None, after_events: int = 0) -> int:
+        """Ends the open watches of ``resource`` (``plural`` or ``plural.group``; None: all)
+        after ``after_events`` more events each (0: at once); returns how many were open.
+
+        Clients see the response end, as when an apiserver restarts, and must watch again
+        from the last resourceVersion they saw.  Watches opened later are not affected.
+        """
+        return self.open_watches.drop(resource=resource, after_events=after_events)
 
     def image_fault(self, image: str) -> Literal["crashloop", "missing"] | None:
         """Which fault, if any, a container running ``image`` suffers."""

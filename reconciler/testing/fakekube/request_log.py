@@ -16,6 +16,7 @@ class ServerSettings(Protocol):
     faults: Faults
     request_log: list[RequestRecord]
     request_log_limit: int | None
+    bookmark_interval_s: float  # how often watches that allow bookmarks get one
 
 
 class RequestRecorder:

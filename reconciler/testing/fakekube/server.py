@@ -43,7 +43,7 @@ class ApiServer:
         self.settings = settings
         self.discovery = Discovery(registry.types, registry.store, host_port=host_port)
         #: Open watch streams; FakeKube ends them when it stops.
-        self.watches = Watches(registry, api_down=lambda: self.settings.faults.down)
+        self.watches = Watches(registry, settings=settings)
         self.resources = ResourceHandlers(registry, self.watches)
         self._random = random.Random()
         #: Unexpected exceptions (fakekube bugs), so tests can assert there were none.

@@ -88,8 +88,9 @@ class Watcher:
 class Store:
     """Every object fakekube holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, history_size: int = HISTORY_SIZE) -> None:
         self.resource_version = 1000
+        self._history_size = history_size
         self._objects: dict[ResourceKey, dict[ObjectKey, dict[str, Any]]] = {}
         self._dependents: dict[str, set[tuple[ResourceKey, ObjectKey]]] = {}
         self._by_uid: dict[str, tuple[ResourceKey, ObjectKey]] = {}
@@ -189,7 +190,7 @@ class Store:
     def _publish(self, event: WatchEvent) -> None:
         history = self._history.get(event.resource)
         if history is None:
-            history = self._history[event.resource] = deque(maxlen=HISTORY_SIZE)
+            history = self._history[event.resource] = deque(maxlen=self._history_size)
         history.append(event)
         for watcher in self._watchers.get(event.resource, ()):
             seen_as = watcher.translate(event)
@@ -199,6 +200,21 @@ class Store:
             listener(event)
 
     # -- watches --
+
+    @property
+    def history_size(self) -> int:
+        """How many events the watch history keeps per resource."""
+        return self._history_size
+
+    @history_size.setter
+    def history_size(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"the watch history must keep at least 1 event, not {size}")
+        self._history_size = size
+        # A shorter history forgets its oldest events, as a compaction would.
+        self._history = {
+            resource: deque(events, maxlen=size) for resource, events in self._history.items()
+        }
 
     def add_watcher(self, watcher: Watcher) -> None:
         """Starts delivering events to ``watcher``."""
