@@ -62,6 +62,10 @@ class WatchDrops:
         """A stream ended."""
         self._open.discard(watch)
 
+    def count(self, resource: str | None = None) -> int:
+        """How many streams of ``resource`` (None: any) are open."""
+        return sum(1 for watch in self._open if watch.watches(resource))
+
     def drop(self, *, resource: str | None, after_events: int) -> int:
         """Orders the matching open streams to end; returns how many there were."""
         matching = [watch for watch in self._open if watch.watches(resource)]
