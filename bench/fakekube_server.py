@@ -11,7 +11,7 @@ JSON line back:
 * ``{"command": "set_latency", "latency_s": S}``: change ``faults.latency_s``;
 * ``{"command": "ping"}``.
 
-End of stdin stops the server.  ``python -m reconciler.testing.fakekube`` has no latency knob
+End of stdin stops the server.  ``python -m reconciler.testing.fakekube`` takes fault options too (see --help)
 and no way to read its request log from outside, hence this wrapper.
 """
 
