@@ -11,8 +11,9 @@ JSON line back:
 * ``{"command": "set_latency", "latency_s": S}``: change ``faults.latency_s``;
 * ``{"command": "ping"}``.
 
-End of stdin stops the server.  ``python -m reconciler.testing.fakekube`` takes fault options too (see --help)
-and no way to read its request log from outside, hence this wrapper.
+End of stdin stops the server.  ``python -m reconciler.testing.fakekube`` takes fault options on
+its command line too, but it cannot change them while it runs and offers no way to read its
+request log from outside, hence this wrapper.
 """
 
 from __future__ import annotations
