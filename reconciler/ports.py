@@ -145,6 +145,11 @@ class RenderedManifests(Protocol):
     @property
     def digest(self) -> str: ...
 
+    @property
+    def sources(self) -> tuple[tuple[str, int], ...]:
+        """(template name, document index) per object, for messages; may be empty."""
+        ...
+
 
 class Renderer(Protocol):
     """Renders a project; raises a ReconcilerError naming the file and line on bad input."""

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from reconciler.errors import ConfigError
 
 LogFormat = Literal["json", "console"]
+DEFAULT_KUBERNETES_VERSION = "1.32"
+"""The schema version rendered objects are checked against by default: what fakekube serves."""
 _T = TypeVar("_T")
 
 
@@ -85,7 +87,7 @@ class Settings:
     """RECONCILER_SHUTDOWN_GRACE_S: after SIGTERM, how long in-flight work may finish before it is
     recorded as interrupted."""
 
-    kubernetes_version: str = "1.32"
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
     """RECONCILER_KUBERNETES_VERSION: the Kubernetes version (``major.minor``) whose schema
     rendered objects are checked against before anything is applied; one that
     kubernetes-validate bundles (1.32 is what fakekube serves)."""
