@@ -106,6 +106,12 @@ def _add_render_command(commands: Commands) -> None:
     render.add_argument(
         "--values", type=Path, help="a YAML or JSON file of values that override the repo's"
     )
+    render.add_argument(
+        "--validate",
+        action="store_true",
+        help="check the objects against the Kubernetes schema (RECONCILER_KUBERNETES_VERSION) "
+        "as the daemon does: exit 1 with the violations on stderr, nothing on stdout",
+    )
     render.set_defaults(handler=_render)
 
 
@@ -217,7 +223,7 @@ async def _history(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _render(args: argparse.Namespace, _settings: Settings) -> int:
+async def _render(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler import render
 
     values: Any = {}
@@ -236,8 +242,19 @@ async def _render(args: argparse.Namespace, _settings: Settings) -> int:
         image_ref=args.image_ref,
         values_override=values,
     )
+    checked = ""
+    if args.validate:
+        from reconciler.render.validation import validate_objects
+
+        validate_objects(
+            rendered.objects,
+            sources=rendered.sources,
+            kubernetes_version=settings.kubernetes_version,
+        )
+        checked = f", valid for Kubernetes {settings.kubernetes_version}"
     sys.stdout.write(render.to_yaml(rendered.objects))
-    print(f"# {len(rendered.objects)} objects, digest {rendered.digest[:16]}", file=sys.stderr)
+    summary = f"# {len(rendered.objects)} objects, digest {rendered.digest[:16]}{checked}"
+    print(summary, file=sys.stderr)
     return 0
 
 
