@@ -39,7 +39,9 @@ from reconciler.model import (
 )
 from reconciler.policy import Subject
 from reconciler.ports import AttemptStore, Cluster, RenderedManifests, Renderer, RenderRequest
+from reconciler.render.validation import validate_objects
 from reconciler.retry import Backoff, retry
+from reconciler.settings import DEFAULT_KUBERNETES_VERSION
 
 log = get_logger("reconcile")
 
@@ -63,6 +65,8 @@ class Options:
     retry: decide.RetryPolicy
     daemon_id: str
     renderer: Renderer
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    """The Kubernetes schema rendered objects must match before anything is applied."""
     record_backoff: Backoff = RECORD_BACKOFF
     """Waiting out an unreachable database to record an attempt that touched the cluster."""
 
@@ -189,6 +193,7 @@ class Attempt:
             )
             return self._outcome(CONVERGED, "the rendered manifests are applied already")
         try:
+            await self._check_schema(prepared)
             rules = await self.store.policy_for(self.d.ops_repo_id)
             if rules.impersonated_user is not None:
                 self.cluster = self.cluster.impersonating(rules.impersonated_user)
@@ -244,6 +249,16 @@ class Attempt:
             )
         self.image_ref = target.image_ref
         self.values = target.values_override
+
+    async def _check_schema(self, rendered: RenderedManifests) -> None:
+        """The Kubernetes schema of the target version, offline; a thread, since checking
+        takes milliseconds per object and the loop serves every other deployment meanwhile."""
+        await asyncio.to_thread(
+            validate_objects,
+            rendered.objects,
+            sources=rendered.sources,
+            kubernetes_version=self.options.kubernetes_version,
+        )
 
     async def _admit(
         self, objects: tuple[dict[str, Any], ...], *, rules: RepoPolicy

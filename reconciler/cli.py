@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_daemon_commands(commands)
     _add_read_commands(commands)
     _add_render_command(commands)
+    _add_diff_command(commands)
     _add_ops_repo_commands(commands)
     _add_demo_command(commands)
     return parser
@@ -106,7 +107,25 @@ def _add_render_command(commands: Commands) -> None:
     render.add_argument(
         "--values", type=Path, help="a YAML or JSON file of values that override the repo's"
     )
+    render.add_argument(
+        "--validate",
+        action="store_true",
+        help="check the objects against the Kubernetes schema (RECONCILER_KUBERNETES_VERSION) "
+        "as the daemon does: exit 1 with the violations on stderr, nothing on stdout",
+    )
     render.set_defaults(handler=_render)
+
+
+def _add_diff_command(commands: Commands) -> None:
+    diff = commands.add_parser(
+        "diff",
+        help="what an apply would change on the cluster (a server-side dry run, nothing is "
+        "changed); exit 1 when it would change something",
+    )
+    diff.add_argument("project")
+    diff.add_argument("environment")
+    diff.add_argument("--image-ref", help="diff this image instead of the deployment's")
+    diff.set_defaults(handler=_diff)
 
 
 def _add_ops_repo_commands(commands: Commands) -> None:
@@ -217,7 +236,7 @@ async def _history(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _render(args: argparse.Namespace, _settings: Settings) -> int:
+async def _render(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler import render
 
     values: Any = {}
@@ -236,9 +255,47 @@ async def _render(args: argparse.Namespace, _settings: Settings) -> int:
         image_ref=args.image_ref,
         values_override=values,
     )
+    checked = ""
+    if args.validate:
+        from reconciler.render.validation import validate_objects
+
+        validate_objects(
+            rendered.objects,
+            sources=rendered.sources,
+            kubernetes_version=settings.kubernetes_version,
+        )
+        checked = f", valid for Kubernetes {settings.kubernetes_version}"
     sys.stdout.write(render.to_yaml(rendered.objects))
-    print(f"# {len(rendered.objects)} objects, digest {rendered.digest[:16]}", file=sys.stderr)
+    summary = f"# {len(rendered.objects)} objects, digest {rendered.digest[:16]}{checked}"
+    print(summary, file=sys.stderr)
     return 0
+
+
+async def _diff(args: argparse.Namespace, settings: Settings) -> int:
+    from reconciler import diff
+    from reconciler.cluster.kube import Kube
+    from reconciler.output import printable
+
+    store = await _connect(settings)
+    try:
+        target = await diff.read_target(store, project=args.project, environment=args.environment)
+    finally:
+        await store.close()
+    kube = await Kube.connect(
+        kubeconfig=settings.kubeconfig, request_timeout_s=settings.kube_timeout_s
+    )
+    try:
+        diffs = await diff.diff_deployment(
+            target, cluster=kube, settings=settings, image_ref=args.image_ref
+        )
+    finally:
+        await kube.close()
+    changed = [d for d in diffs if d.text]
+    for object_diff in changed:
+        for line in object_diff.text.splitlines():
+            print(printable(line))
+    print(f"# {len(changed)} of {len(diffs)} objects would change", file=sys.stderr)
+    return EXIT_ERROR if changed else 0
 
 
 def _read_values_file(path: Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from reconciler.logs import get_logger
 from reconciler.model import AttemptStatus, Deployment, OpsRepo
 from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
 from reconciler.render.service import PoolRenderer
+from reconciler.render.validation import check_version
 from reconciler.repo_sync import GitFetcher, claim_repos_dir
 from reconciler.retry import Backoff, retry
 from reconciler.settings import Settings
@@ -88,6 +89,7 @@ class Daemon:
                 max_s=settings.retry_max_s,
             ),
             renderer=self._renderer,
+            kubernetes_version=settings.kubernetes_version,
         )
         self._listener = listener or self._default_listener
         self._wake = asyncio.Event()
@@ -359,6 +361,7 @@ async def main(*, settings: Settings, once: bool) -> int:
     """``reconciler run``: connect, then loop until a signal (or one pass with ``once``)."""
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")
+    check_version(settings.kubernetes_version)
     # Before anything else: a second daemon on the same checkouts must not even connect.
     with claim_repos_dir(settings.repos_dir):
         store = await _connect_store(settings.database_url, once=once, pool_size=DATABASE_POOL_SIZE)

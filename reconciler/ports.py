@@ -104,7 +104,12 @@ class DaemonStore(AttemptStore, Protocol):
 class Cluster(Protocol):
     """The Kubernetes API, as applying, health and stop use it."""
 
-    async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]: ...
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Server-side apply (forced); with ``dry_run`` nothing is stored and the answer is the
+        object as the apply would leave it."""
+        ...
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
 
@@ -144,6 +149,11 @@ class RenderedManifests(Protocol):
 
     @property
     def digest(self) -> str: ...
+
+    @property
+    def sources(self) -> tuple[tuple[str, int], ...]:
+        """(template name, document index) per object, for messages; may be empty."""
+        ...
 
 
 class Renderer(Protocol):

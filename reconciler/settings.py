@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 from reconciler.errors import ConfigError
 
 LogFormat = Literal["json", "console"]
+DEFAULT_KUBERNETES_VERSION = "1.32"
+"""The schema version rendered objects are checked against by default: what fakekube serves."""
 _T = TypeVar("_T")
 
 
@@ -84,6 +87,11 @@ class Settings:
     """RECONCILER_SHUTDOWN_GRACE_S: after SIGTERM, how long in-flight work may finish before it is
     recorded as interrupted."""
 
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    """RECONCILER_KUBERNETES_VERSION: the Kubernetes version (``major.minor``) whose schema
+    rendered objects are checked against before anything is applied; one that
+    kubernetes-validate bundles (1.32 is what fakekube serves)."""
+
     history_retention_days: float | None = None
     """RECONCILER_HISTORY_RETENTION_DAYS: history rows finished longer ago than this are deleted
     in the background (what a rollback needs is always kept).  None, the default, keeps all."""
@@ -118,6 +126,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_KUBE_TIMEOUT_S", "kube_timeout_s", _positive_seconds)
     take("RECONCILER_SHUTDOWN_GRACE_S", "shutdown_grace_s", _positive_seconds)
     take("RECONCILER_HISTORY_RETENTION_DAYS", "history_retention_days", _positive_days)
+    take("RECONCILER_KUBERNETES_VERSION", "kubernetes_version", _kubernetes_version)
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -156,6 +165,14 @@ def _field_manager(name: str, raw: str) -> str:
     if len(raw) > 128 or any(ch.isspace() for ch in raw):
         raise ConfigError(f"{name} must be at most 128 characters without spaces, got {raw!r}")
     return raw
+
+
+def _kubernetes_version(name: str, raw: str) -> str:
+    # Only the form is checked here; whether the schema bundle has it is the validator's call.
+    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", raw)
+    if match is None:
+        raise ConfigError(f"{name} must be a Kubernetes version like 1.32, got {raw!r}")
+    return f"{int(match[1])}.{int(match[2])}"
 
 
 def _log_format(name: str, raw: str) -> LogFormat:

@@ -142,9 +142,12 @@ class Kube:
 
     # ------------------------------------------------------------ calls
 
-    async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply ``obj``, taking over conflicting fields; returns the object as the
-        server stored it."""
+        server stored it.  With ``dry_run`` (``dryRun=All``) nothing is stored: the answer is
+        the object as the apply would leave it."""
         body = strip_server_fields(obj)
         ref = ObjectRef.from_object(body)
 
@@ -157,13 +160,14 @@ class Kube:
                 namespace=ref.namespace if resource.namespaced else None,
                 field_manager=field_manager,
                 force_conflicts=True,
+                dry_run="All" if dry_run else None,
                 serializer=_raw,
                 _request_timeout=self._request_timeout_s,
                 header_params=dict(self._headers),
             )
             return result
 
-        return await self._call(f"apply {ref}", call)
+        return await self._call(f"{'dry-run apply' if dry_run else 'apply'} {ref}", call)
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""

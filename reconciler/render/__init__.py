@@ -12,7 +12,8 @@ Modules: :mod:`.sources` (safe file loading), :mod:`.values` (values files, deep
 :mod:`.yaml_loaders` (safe YAML), :mod:`.documents` (documents -> objects, and back),
 :mod:`.sandbox` (the Jinja2 sandbox, the security boundary), :mod:`.printed` (values are data:
 printed values as placeholders, put back after parsing), :mod:`.rendering` (a project ->
-``Rendered``), :mod:`.pool` (worker processes), :mod:`.messages` (values shown in errors).
+``Rendered``), :mod:`.pool` (worker processes), :mod:`.messages` (values shown in errors),
+:mod:`.validation` (rendered objects against the Kubernetes schema, before apply).
 """
 
 from __future__ import annotations

@@ -36,6 +36,10 @@ class Rendered:
     """In template-name order; within a template, in document order."""
     digest: str
     """sha256 (hex) of the canonical JSON of ``objects``."""
+    sources: tuple[tuple[str, int], ...] = ()
+    """Where each of ``objects`` came from: (template name, 1-based document index in it), in
+    the same order.  Not part of ``digest``: moving an object between files changes nothing
+    on the cluster."""
 
 
 def render(
@@ -76,6 +80,7 @@ def render(
     template_names = frozenset(name for name, _text in sources.templates)
 
     objects: list[dict[str, Any]] = []
+    origins: list[tuple[str, int]] = []
     first_seen: dict[tuple[str, str, str, str], str] = {}
     for name, _text in sources.templates:
         text = _render_template(jinja, name=name, context=context, template_names=template_names)
@@ -94,8 +99,9 @@ def render(
                 )
             first_seen[key] = f"{name} {where}"
             objects.append(obj)
+            origins.append((name, index))
 
-    return Rendered(objects=tuple(objects), digest=_digest(objects))
+    return Rendered(objects=tuple(objects), digest=_digest(objects), sources=tuple(origins))
 
 
 def _documents(

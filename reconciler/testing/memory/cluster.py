@@ -27,13 +27,20 @@ class InMemoryCluster:
         self.user: str | None = None
         self.applied_as: list[tuple[ObjectRef, str | None]] = []
         """Who each apply was made as (None: the daemon itself)."""
+        self.dry_runs: list[ObjectRef] = []
+        """Dry-run applies: answered, never stored."""
 
-    async def apply(self, obj: Mapping[str, Any], *, field_manager: str) -> dict[str, Any]:
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
+    ) -> dict[str, Any]:
         ref = ObjectRef.from_object(obj)
         live: dict[str, Any] = json.loads(json.dumps(obj))
         live.setdefault("metadata", {})["generation"] = 1
         if obj.get("kind") == "Deployment":
             live["status"] = self._deployment_status(live)
+        if dry_run:
+            self.dry_runs.append(ref)
+            return live
         self.objects[ref] = live
         self.applied.append(ref)
         self.applied_as.append((ref, self.user))

@@ -18,6 +18,7 @@ from reconciler.ports import RenderedManifests, RenderRequest
 class MemoryRendered:
     objects: tuple[dict[str, Any], ...]
     digest: str
+    sources: tuple[tuple[str, int], ...] = ()
 
 
 def web_app(request: RenderRequest) -> tuple[dict[str, Any], ...]:
