@@ -9,11 +9,14 @@ schema for them, and their API server checks them on apply.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 from kubernetes_validate import utils as kubernetes_validate_utils
+from referencing import Registry, Resource
 
 from reconciler.errors import ConfigError, RenderError
 
@@ -74,19 +77,63 @@ def validate_objects(
 
 def _problem(obj: Mapping[str, Any], *, kubernetes_version: str) -> str | None:
     """The first schema violation of ``obj`` as ``field.path: message``, or None."""
-    if not is_builtin_group(str(obj.get("apiVersion", ""))):
+    api_version = str(obj.get("apiVersion", ""))
+    if not is_builtin_group(api_version):
         return None
-    try:
-        kubernetes_validate.validate(dict(obj), kubernetes_version, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        return _violation(exc)
-    except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError):
+    validator = _validator(kubernetes_version, api_version, str(obj.get("kind", "")))
+    if validator is None:
         # A kind (or version of it) the bundle does not have: the API server still checks it.
         return None
+    try:
+        validator.validate(dict(obj))
+    except jsonschema.ValidationError as exc:
+        return _violation(exc)
     return None
 
 
-def _violation(exc: kubernetes_validate.ValidationError) -> str:
+@functools.lru_cache(maxsize=1024)
+def _validator(version: str, api_version: str, kind: str) -> Any:
+    """The strict validator of one kind, built once: reading the bundle's files costs ~10 ms a
+    call, validating against a built validator well under one.  Same files, same draft and the
+    same error as ``kubernetes_validate.validate``; None when the bundle lacks the kind."""
+    schema_dir = f"v{_bundled(version)}-local-strict"
+    # The bundle's file names: the API group loses its domain, '/' becomes '-'.
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = kubernetes_validate_utils.schema_contents(
+            f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group_version}.json", version
+        )
+    except (FileNotFoundError, kubernetes_validate.InvalidSchemaError):
+        return None
+    registry = Resource.from_contents(schema) @ (_definitions(schema_dir, version) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@functools.cache
+def _definitions(schema_dir: str, version: str) -> Any:
+    contents = kubernetes_validate_utils.schema_contents(
+        f"kubernetes-json-schema/{schema_dir}/_definitions.json", version
+    )
+    return Resource.from_contents(contents)
+
+
+@functools.cache
+def _bundled(version: str) -> str:
+    """The newest bundled schema version not newer than ``version`` (major.minor)."""
+    wanted = _as_tuple(version)
+    candidates = [
+        v
+        for v in kubernetes_validate_utils.all_versions()
+        if _as_tuple(kubernetes_validate_utils.major_minor(v)) <= wanted
+    ]
+    return str(candidates[-1])
+
+
+def _as_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def _violation(exc: jsonschema.ValidationError) -> str:
     path = list(exc.absolute_path)
     if exc.validator == "additionalProperties":
         unknown = _unknown_fields(exc.instance, exc.schema)
