@@ -52,6 +52,10 @@ CONVERGED = "converged"
 UNRECORDED = "unrecorded"
 """An outcome status: the database could not be reached to record the attempt."""
 _LOST_MESSAGE = "the claim was taken over by another daemon"
+CANCELLED_MESSAGE = (
+    "cancelled before the rollout finished; the cluster is left as it is "
+    "(a new desired state or `reconciler retry` deploys again)"
+)
 RECORD_BACKOFF = Backoff(base_s=0.5, max_s=10.0, jitter=0.8)
 
 
@@ -90,8 +94,11 @@ async def run_attempt(
     checkout: Checkout,
     options: Options,
     superseded: Callable[[], bool],
+    cancelled: Callable[[], bool] | None = None,
 ) -> Outcome:
-    """Bring one claimed deployment to its desired state and record the attempt."""
+    """Bring one claimed deployment to its desired state and record the attempt.  Its wait
+    for health ends when ``superseded`` (recorded 'superseded') or ``cancelled`` (recorded
+    'cancelled') says so."""
     began = time.monotonic()
     attempt = Attempt(
         deployment=deployment,
@@ -100,6 +107,7 @@ async def run_attempt(
         checkout=checkout,
         options=options,
         superseded=superseded,
+        cancelled=cancelled or _never,
     )
     bound = log.bind(
         deployment_id=deployment.id,
@@ -139,6 +147,7 @@ class Attempt:
         checkout: Checkout,
         options: Options,
         superseded: Callable[[], bool],
+        cancelled: Callable[[], bool],
     ) -> None:
         self.d = deployment
         self.store = store
@@ -146,6 +155,7 @@ class Attempt:
         self.checkout = checkout
         self.options = options
         self.superseded = superseded
+        self.cancelled = cancelled
         target = decide.plan(deployment)
         self.verb = target.verb
         self.image_ref = target.image_ref
@@ -302,9 +312,11 @@ class Attempt:
             namespace=self.d.namespace,
             field_manager=self.options.field_manager,
         )
+        if self.verb is Verb.REDEPLOY and self.d.redeploy_restart:
+            await self._restart(objects)
 
         async def should_stop() -> bool:
-            return self.superseded()
+            return self.superseded() or self.cancelled()
 
         health = await wait_healthy(
             refs=[ObjectRef.from_object(o) for o in objects],
@@ -316,12 +328,22 @@ class Attempt:
         )
         if health.status is HealthStatus.HEALTHY:
             return await self._finish(AttemptStatus.HEALTHY, "")
+        if health.stopped and self.cancelled():
+            return await self._finish(AttemptStatus.CANCELLED, CANCELLED_MESSAGE)
         if health.stopped:
             return await self._finish(
                 AttemptStatus.SUPERSEDED,
                 "a newer desired state arrived before this rollout finished",
             )
         raise HealthError(health.message)
+
+    async def _restart(self, objects: tuple[dict[str, Any], ...]) -> None:
+        """Roll the workloads' pods as ``kubectl rollout restart`` does, stamped with the time
+        the redeploy was asked for: a retried attempt does not roll them a second time."""
+        requested = self.d.redeploy_requested_at or dt.datetime.now(dt.UTC)
+        at = requested.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        for ref in apply_stage.restartable_workloads(objects):
+            await self.cluster.restart(ref, at=at)
 
     async def _stop(self, objects: tuple[dict[str, Any], ...]) -> str:
         scaled: list[str] = []
@@ -453,3 +475,7 @@ class Attempt:
 
     def _outcome(self, status: str, message: str) -> Outcome:
         return Outcome(deployment_id=self.d.id, status=str(status), message=message)
+
+
+def _never() -> bool:
+    return False

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(metavar="COMMAND")
     _add_daemon_commands(commands)
     _add_read_commands(commands)
+    _add_day_two_commands(commands)
     _add_render_command(commands)
     _add_diff_command(commands)
     _add_ops_repo_commands(commands)
@@ -80,6 +81,13 @@ def _add_daemon_commands(commands: Commands) -> None:
 def _add_read_commands(commands: Commands) -> None:
     status = commands.add_parser("status", help="show every deployment's status")
     status.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    status.add_argument(
+        "--status",
+        type=_statuses,
+        metavar="S,S...",
+        help=f"only these statuses (of: {', '.join(STATUS_FILTERS)})",
+    )
+    status.add_argument("--project", help="only this project's deployments")
     status.set_defaults(handler=_status)
 
     history = commands.add_parser("history", help="show a deployment's history, newest first")
@@ -88,6 +96,27 @@ def _add_read_commands(commands: Commands) -> None:
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     history.set_defaults(handler=_history)
+
+
+def _add_day_two_commands(commands: Commands) -> None:
+    helps = {
+        "cancel": "cancel the rollout in flight: recorded cancelled, the cluster left as it is",
+        "pause": "leave a deployment alone (no apply) until resumed",
+        "resume": "reconcile a paused deployment again, with whatever changed meanwhile",
+        "retry": "try a parked deployment again (retries spent, or failed permanently)",
+        "redeploy": "apply a deployment again even when nothing changed",
+    }
+    for name, text in helps.items():
+        command = commands.add_parser(name, help=text)
+        command.add_argument("project")
+        command.add_argument("environment")
+        if name == "redeploy":
+            command.add_argument(
+                "--restart",
+                action="store_true",
+                help="also restart its workloads' pods, as `kubectl rollout restart` does",
+            )
+        command.set_defaults(handler=_day_two, command=name)
 
 
 def _add_render_command(commands: Commands) -> None:
@@ -193,17 +222,59 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     return await daemon.main(settings=settings, once=args.once)
 
 
+STATUS_FILTERS = ("pending", "syncing", "healthy", "failed", "stopped", "paused")
+"""What ``status --status`` filters on: the view's current column, and paused rows."""
+
+
+def _statuses(text: str) -> list[str]:
+    wanted = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STATUS_FILTERS]
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(
+            f"unknown status {', '.join(unknown) or repr(text)} "
+            f"(valid: {', '.join(STATUS_FILTERS)})"
+        )
+    return wanted
+
+
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
     store = await _connect(settings)
     try:
-        rows = await store.status_rows()
+        rows = await store.status_rows(statuses=args.status, project=args.project)
     finally:
         await store.close()
     if args.json:
         for row in rows:
             print(json.dumps(row, default=_json_default))
     else:
-        print(format_table(rows) if rows else "no deployments")
+        filtered = args.status is not None or args.project is not None
+        print(format_table(rows) if rows else f"no deployments{' match' if filtered else ''}")
+    return 0
+
+
+async def _day_two(args: argparse.Namespace, settings: Settings) -> int:
+    """cancel, pause, resume, retry, redeploy: one statement each (queries.sql)."""
+    name = f"{args.project}/{args.environment}"
+    where = {"project": args.project, "environment": args.environment}
+    store = await _connect(settings)
+    try:
+        if args.command == "cancel":
+            generation = await store.cancel(**where)
+            message = f"{name}: cancelling the rollout of generation {generation}"
+        elif args.command in ("pause", "resume"):
+            changed = await store.set_paused(**where, paused=args.command == "pause")
+            state = "paused" if args.command == "pause" else "resumed"
+            message = f"{name}: {state}" if changed else f"{name}: {state} already"
+        elif args.command == "retry":
+            await store.retry(**where)
+            message = f"{name}: un-parked, the daemon tries it again now"
+        else:
+            generation = await store.redeploy(**where, restart=args.restart)
+            restart = ", restarting its workloads" if args.restart else ""
+            message = f"{name}: redeploy asked for (generation {generation}{restart})"
+    finally:
+        await store.close()
+    print(message)
     return 0
 
 

@@ -58,6 +58,7 @@ class _InFlight:
     deployment: Deployment
     task: asyncio.Task[Outcome]
     superseded: bool = False
+    cancelled: bool = False
 
 
 class Daemon:
@@ -246,8 +247,11 @@ class Daemon:
         def superseded() -> bool:
             return entry.superseded
 
+        def cancelled() -> bool:
+            return entry.cancelled
+
         task = asyncio.create_task(
-            self._attempt(deployment, repo=repo, superseded=superseded),
+            self._attempt(deployment, repo=repo, superseded=superseded, cancelled=cancelled),
             name=f"reconcile-{deployment.project}-{deployment.environment}",
         )
         entry = _InFlight(deployment=deployment, task=task)
@@ -255,7 +259,12 @@ class Daemon:
         task.add_done_callback(functools.partial(self._done, deployment.id))
 
     async def _attempt(
-        self, deployment: Deployment, *, repo: OpsRepo | None, superseded: Callable[[], bool]
+        self,
+        deployment: Deployment,
+        *,
+        repo: OpsRepo | None,
+        superseded: Callable[[], bool],
+        cancelled: Callable[[], bool],
     ) -> Outcome:
         return await run_attempt(
             deployment,
@@ -264,6 +273,7 @@ class Daemon:
             checkout=await self._repos.checkout_for(deployment, repo=repo),
             options=self._options,
             superseded=superseded,
+            cancelled=cancelled,
         )
 
     def _done(self, deployment_id: int, task: asyncio.Task[Outcome]) -> None:
@@ -285,10 +295,18 @@ class Daemon:
         self._wake.set()
 
     def _on_notify(self, payload: str) -> None:
+        """``<id>``: a new desired state (an in-flight attempt at it is superseded);
+        ``cancel:<id>``: end that attempt's wait, recorded cancelled; ``repo:<id>``: sync that
+        ops repo now; ``wake:<id>`` (pause, resume, retry): just look at the database."""
         if payload.startswith("repo:"):
             with contextlib.suppress(ValueError):
                 self._repos.force(int(payload.removeprefix("repo:")))
-        else:
+        elif payload.startswith("cancel:"):
+            with contextlib.suppress(ValueError):
+                entry = self._in_flight.get(int(payload.removeprefix("cancel:")))
+                if entry is not None:
+                    entry.cancelled = True
+        elif not payload.startswith("wake:"):
             with contextlib.suppress(ValueError):
                 entry = self._in_flight.get(int(payload))
                 if entry is not None:

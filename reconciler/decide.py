@@ -10,10 +10,14 @@ from reconciler.model import AttemptResult, Deployment, Verb
 
 
 def verb_for(deployment: Deployment) -> Verb:
-    """The verb ``desired_status`` asks for."""
-    return {"stopped": Verb.STOP, "rollback": Verb.ROLLBACK}.get(
+    """The verb ``desired_status`` asks for; an active one an admin asked to redeploy
+    redeploys."""
+    verb = {"stopped": Verb.STOP, "rollback": Verb.ROLLBACK}.get(
         deployment.desired_status, Verb.DEPLOY
     )
+    if verb is Verb.DEPLOY and deployment.redeploy_requested_at is not None:
+        return Verb.REDEPLOY
+    return verb
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +48,7 @@ def is_new_generation(deployment: Deployment) -> bool:
 def needs_apply(deployment: Deployment, *, verb: Verb, digest: str) -> bool:
     """False only when the rendered output is exactly what is applied and healthy already: a
     commit that does not change this deployment's manifests, or a values change that renders the
-    same, costs no API call."""
+    same, costs no API call.  A redeploy always applies: that is what it was asked for."""
     if verb is not Verb.DEPLOY:
         return True
     return not (deployment.current_status == "healthy" and deployment.applied_digest == digest)
@@ -87,7 +91,8 @@ class RowTransition:
     """How recording an attempt changes its deployment row (``finish_attempt``'s parameters)."""
 
     current_status: str
-    """'healthy', 'stopped' or 'failed'; 'syncing' while the next attempt decides."""
+    """'healthy', 'stopped' or 'failed' (a cancelled rollout too: it waits for a new desired
+    state, or a retry); 'syncing' while the next attempt decides."""
     observes: bool
     """Whether ``observed_generation`` moves (to :attr:`observed_generation`)."""
     observed_generation: int
@@ -117,7 +122,8 @@ def row_transition(result: AttemptResult, *, generation: int) -> RowTransition:
         # A restore changes the desired state, so the trigger bumps generation by one; the
         # daemon made that change, so it is observed already.
         observed_generation=generation + 1 if restores else generation,
-        records_current=result.applied and result.status in ("healthy", "stopped", "failed"),
+        records_current=result.applied
+        and result.status in ("healthy", "stopped", "failed", "cancelled"),
         applied_digest=result.digest if healthy else None,
         deployed=healthy,
         restores_desired=restores,

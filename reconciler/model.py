@@ -41,6 +41,7 @@ class AttemptStatus(StrEnum):
     STOPPED = "stopped"
     SUPERSEDED = "superseded"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
 
 
 class Verb(StrEnum):
@@ -49,6 +50,8 @@ class Verb(StrEnum):
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
     STOP = "stop"
+    REDEPLOY = "redeploy"
+    """A deploy asked for by ``reconciler redeploy``: applies even when nothing changed."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +103,14 @@ class Deployment:
     rendered_sha: str | None = None
     """The ops repo commit a finished attempt or a converge last rendered this deployment at;
     a repo whose last synced commit differs has something new for it."""
+    paused: bool = False
+    """Left alone by the daemon (``reconciler pause``) until resumed."""
+    cancel_requested_generation: int | None = None
+    """The generation whose in-flight rollout an admin cancelled (``reconciler cancel``)."""
+    redeploy_requested_at: dt.datetime | None = None
+    """Set by ``reconciler redeploy``: apply again even when the render is applied already."""
+    redeploy_restart: bool = False
+    """With the redeploy: restart the workloads' pods (``kubectl rollout restart``)."""
 
 
 @dataclass(frozen=True, kw_only=True)

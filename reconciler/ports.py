@@ -117,6 +117,10 @@ class Cluster(Protocol):
 
     async def scale(self, ref: ObjectRef, *, replicas: int) -> None: ...
 
+    async def restart(self, ref: ObjectRef, *, at: str) -> None:
+        """Roll a workload's pods (``kubectl rollout restart``): ``at`` is an RFC 3339 time."""
+        ...
+
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         """Whether the server serves ``kind`` in namespaces; None when it does not serve it."""
         ...

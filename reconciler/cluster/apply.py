@@ -62,6 +62,19 @@ def scalable_workloads(objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
     ]
 
 
+RESTARTABLE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+
+
+def restartable_workloads(objects: Sequence[Mapping[str, Any]]) -> list[ObjectRef]:
+    """The Deployments, StatefulSets and DaemonSets of a rendered set (what a redeploy with
+    restart rolls, as ``kubectl rollout restart`` does)."""
+    return [
+        ObjectRef.from_object(o)
+        for o in objects
+        if o.get("kind") in RESTARTABLE_KINDS and str(o.get("apiVersion")) == "apps/v1"
+    ]
+
+
 async def apply_all(
     *,
     kube: Cluster,

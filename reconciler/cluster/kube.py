@@ -51,6 +51,10 @@ _CLIENT_FAILURES = (ApiException, aiohttp.ClientError, OSError, TimeoutError)
 _RETRY_AFTER_MAX_S = 60.0
 
 
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+"""The pod template annotation ``kubectl rollout restart`` sets: changing it rolls the pods."""
+
+
 def _raw(_client: object, data: Any) -> Any:
     """A serializer for the dynamic client that keeps the JSON as plain dicts."""
     return data
@@ -228,6 +232,26 @@ class Kube:
             )
 
         await self._call(f"scale {ref} to {replicas}", call)
+
+    async def restart(self, ref: ObjectRef, *, at: str) -> None:
+        """Restart a workload's pods the way ``kubectl rollout restart`` does: a patch of its pod
+        template's restartedAt annotation (a patch, not an apply, so the next apply, which does
+        not carry it, leaves it and the pods alone)."""
+
+        async def call() -> None:
+            resource = await self._resource(ref.api_version, ref.kind)
+            await self._dynamic.patch(
+                resource,
+                body={"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}},
+                name=ref.name,
+                namespace=ref.namespace,
+                content_type="application/merge-patch+json",
+                serializer=_raw,
+                _request_timeout=self._request_timeout_s,
+                header_params=dict(self._headers),
+            )
+
+        await self._call(f"restart {ref}", call)
 
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         """Whether the server serves ``kind`` in namespaces; None when it does not serve it

@@ -119,7 +119,8 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
           deployed_at, status_message, generation, observed_generation, claimed_by,
           lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
           attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
-          rendered_sha;
+          rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+          redeploy_restart;
 
 -- name: set_desired
 -- Change the desired-state columns flagged set_*, leaving the others as they are; no row when
@@ -139,7 +140,8 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
           deployed_at, status_message, generation, observed_generation, claimed_by,
           lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
           attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
-          rendered_sha;
+          rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+          redeploy_restart;
 
 
 -- ============================================================== state transitions
@@ -153,8 +155,8 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
 -- Lease up to the limit of rows needing work: a new generation; a failure whose retry is due;
 -- a row left 'syncing'; an active (or rollback) healthy or failed row not rendered at its ops
 -- repo's last synced commit (a commit may change its output, or fix what made it fail).
--- Precondition: no live lease of another daemon, not in this daemon's in-flight set, and not
--- locked by another transaction (SKIP LOCKED).  Returns the previous owner, whose open attempt
+-- Precondition: no live lease of another daemon, not in this daemon's in-flight set, not
+-- paused, and not locked by another transaction (SKIP LOCKED).  Returns the previous owner, whose open attempt
 -- (attempt_started_at set) the caller closes with close_interrupted in the same transaction.
 WITH candidates AS (
     SELECT d.id, d.claimed_by AS previous_owner FROM deployments d
@@ -183,6 +185,7 @@ WITH candidates AS (
       AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()
            OR d.claimed_by = :daemon_id)
       AND d.id <> ALL(CAST(:in_flight AS bigint[]))
+      AND NOT d.paused
     ORDER BY d.id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
@@ -228,7 +231,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
-       rendered_sha
+       rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+       redeploy_restart
 FROM deployments
 WHERE id = ANY(CAST(:ids AS bigint[]))
 ORDER BY id;
@@ -275,7 +279,7 @@ RETURNING attempt_started_at;
 -- stays behind it so that it is reconciled next.  When it restores, the trigger bumps
 -- generation by one, which observed_generation then already names.  rendered_sha takes the
 -- attempt's commit (an attempt without a checkout: the commit it was for, so it is not claimed
--- again for that commit).
+-- again for that commit).  A redeploy request is done with once its generation is observed.
 UPDATE deployments
 SET current_status = :current_status,
     status_changed_at = CASE WHEN current_status = :current_status
@@ -305,6 +309,10 @@ SET current_status = :current_status,
     applied_digest = CASE WHEN :records_current
                           THEN CAST(:applied_digest AS text) ELSE applied_digest END,
     deployed_at = CASE WHEN :deployed THEN now() ELSE deployed_at END,
+    redeploy_requested_at = CASE WHEN :observes AND generation = CAST(:generation AS bigint)
+                                 THEN NULL ELSE redeploy_requested_at END,
+    redeploy_restart = CASE WHEN :observes AND generation = CAST(:generation AS bigint)
+                            THEN false ELSE redeploy_restart END,
     image_ref = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
                      THEN CAST(:image_ref AS text) ELSE image_ref END,
     values_override = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
@@ -346,7 +354,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
-       rendered_sha
+       rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+       redeploy_restart
 FROM deployments
 WHERE project = :project AND environment = :environment;
 
@@ -357,7 +366,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
-       rendered_sha
+       rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+       redeploy_restart
 FROM deployments
 WHERE id = :id;
 
@@ -368,7 +378,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        deployed_at, status_message, generation, observed_generation, claimed_by,
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
-       rendered_sha
+       rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+       redeploy_restart
 FROM deployments
 ORDER BY project, environment;
 
@@ -379,7 +390,7 @@ SELECT id, deployment_id, generation, action, status, image_ref, sha, values_ove
 FROM deployment_history
 WHERE deployment_id = :deployment_id
   AND status = 'healthy'
-  AND action IN ('deploy', 'rollback')
+  AND action IN ('deploy', 'rollback', 'redeploy')
   AND image_ref <> :other_than_image
 ORDER BY id DESC
 LIMIT 1;
@@ -394,8 +405,59 @@ ORDER BY id DESC
 LIMIT :limit;
 
 -- name: status_rows
--- The deployment_status view, as humans read it.  Always applies.
-SELECT * FROM deployment_status;
+-- The deployment_status view, as humans read it; NULL filters show everything.  The statuses
+-- are values of its current column, and 'paused' for the paused rows.
+SELECT * FROM deployment_status
+WHERE (CAST(:statuses AS text[]) IS NULL
+       OR current = ANY(CAST(:statuses AS text[]))
+       OR (paused AND 'paused' = ANY(CAST(:statuses AS text[]))))
+  AND (CAST(:project AS text) IS NULL OR project = CAST(:project AS text))
+ORDER BY project, environment;
+
+-- name: parked_rows
+-- The deployments_parked view: failed with no retry scheduled, waiting for a human.
+SELECT * FROM deployments_parked;
+
+
+-- ============================================================== day-two commands
+--
+-- What an admin runs (in psql, or through `reconciler cancel|pause|resume|retry|redeploy`).
+-- Each returns the row it changed, none when its precondition does not hold; the trigger of
+-- migration 0005 sends the NOTIFY that wakes the daemon.
+
+-- name: cancel_deployment
+-- Cancel the in-flight rollout: the daemon ends its wait at once and records it 'cancelled'.
+-- Precondition: an attempt is open (attempt_started_at set).
+UPDATE deployments
+SET cancel_requested_generation = attempt_generation
+WHERE project = :project AND environment = :environment AND attempt_started_at IS NOT NULL
+RETURNING id, attempt_generation;
+
+-- name: set_paused
+-- Pause (the daemon claims nothing of the row) or resume it.  Precondition: not in that state
+-- already.  Not desired state: the generation stays.
+UPDATE deployments
+SET paused = CAST(:paused AS boolean)
+WHERE project = :project AND environment = :environment AND paused <> CAST(:paused AS boolean)
+RETURNING id;
+
+-- name: retry_deployment
+-- Un-park a deployment: its failures start counting again and it is due now.  Precondition:
+-- parked (failed, no retry scheduled, no newer desired state pending).
+UPDATE deployments
+SET attempts = 0, next_attempt_at = now()
+WHERE project = :project AND environment = :environment
+  AND current_status = 'failed' AND next_attempt_at IS NULL
+  AND generation = observed_generation
+RETURNING id;
+
+-- name: redeploy_deployment
+-- Apply again even when nothing changed, restarting the workloads' pods when restart is true;
+-- the trigger makes it a new generation.  Precondition: the desired state is 'active'.
+UPDATE deployments
+SET redeploy_requested_at = clock_timestamp(), redeploy_restart = CAST(:restart AS boolean)
+WHERE project = :project AND environment = :environment AND desired_status = 'active'
+RETURNING id, generation;
 
 
 -- ============================================================== the inventory

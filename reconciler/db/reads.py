@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.db import rows
@@ -42,7 +43,12 @@ class Reads(Transactional):
         async with self._tx() as conn:
             return [rows.history_entry(r) for r in await conn.execute(query("history"), params)]
 
-    async def status_rows(self) -> list[dict[str, Any]]:
-        """The ``deployment_status`` view, as humans read it."""
+    async def status_rows(
+        self, *, statuses: Sequence[str] | None = None, project: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``deployment_status`` view, as humans read it: the rows whose ``current`` is one
+        of ``statuses`` (or that are paused, when they name 'paused'), of ``project``; None:
+        all of them."""
+        params = {"statuses": None if statuses is None else list(statuses), "project": project}
         async with self._tx() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query("status_rows"))]
+            return [dict(r._mapping) for r in await conn.execute(query("status_rows"), params)]

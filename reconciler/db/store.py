@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reconciler.db import admin
 from reconciler.db.attempts import Attempts
 from reconciler.db.connection import create_engine
+from reconciler.db.day_two import DayTwo
 from reconciler.db.inventory import Inventory
 from reconciler.db.ops_repos import OpsRepos
 from reconciler.db.policies import Policies
@@ -17,7 +18,7 @@ from reconciler.db.writers import Writers
 from reconciler.errors import DatabaseError
 
 
-class Store(OpsRepos, Policies, Writers, Attempts, Reads, Retention, Inventory):
+class Store(OpsRepos, Policies, Writers, Attempts, DayTwo, Reads, Retention, Inventory):
     """The database, for the daemon and the CLI.  Create with :meth:`connect`."""
 
     def __init__(self, *, url: str, engine: AsyncEngine) -> None:

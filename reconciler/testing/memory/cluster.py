@@ -24,6 +24,7 @@ class InMemoryCluster:
         self.objects: dict[ObjectRef, dict[str, Any]] = {}
         self.applied: list[ObjectRef] = []
         self.scaled: list[tuple[ObjectRef, int]] = []
+        self.restarted: list[ObjectRef] = []
         self.user: str | None = None
         self.applied_as: list[tuple[ObjectRef, str | None]] = []
         """Who each apply was made as (None: the daemon itself)."""
@@ -71,6 +72,12 @@ class InMemoryCluster:
     async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
         self.objects[ref].setdefault("spec", {})["replicas"] = replicas
         self.scaled.append((ref, replicas))
+
+    async def restart(self, ref: ObjectRef, *, at: str) -> None:
+        template = self.objects[ref].setdefault("spec", {}).setdefault("template", {})
+        annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
+        annotations["kubectl.kubernetes.io/restartedAt"] = at
+        self.restarted.append(ref)
 
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         return kind not in CLUSTER_SCOPED

@@ -161,7 +161,7 @@ class InMemoryStore:
                 break
             if row.id in in_flight or not self._claimable(row, daemon_id=daemon_id, now=now):
                 continue
-            if not self._needs_work(row, now):
+            if row.paused or not self._needs_work(row, now):
                 continue
             if row.attempt_started_at is not None:
                 self._close_interrupted(row, message="the daemon running this attempt stopped")
@@ -303,6 +303,9 @@ class InMemoryStore:
                 changes["observed_generation"] = t.observed_generation
             repo = self.repos.get(row.ops_repo_id)
             changes["rendered_sha"] = result.sha or (repo and repo.last_sha) or row.rendered_sha
+            if row.generation == generation:
+                # As finish_attempt's SQL: a redeploy request is done with once observed.
+                changes.update(redeploy_requested_at=None, redeploy_restart=False)
         if t.records_current:
             changes.update(
                 current_image_ref=result.image_ref,

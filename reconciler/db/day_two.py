@@ -1,0 +1,87 @@
+"""Day-two commands on one deployment: cancel, pause and resume, retry, redeploy.
+
+Each is one statement of queries.sql an admin can run in psql just as well; a statement whose
+precondition does not hold changes nothing, and the error then says why, naming the deployment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import TextClause
+
+from reconciler.db.queries import query
+from reconciler.db.reads import Reads
+from reconciler.errors import InputError
+from reconciler.model import Deployment
+
+
+class DayTwo(Reads):
+    async def cancel(self, *, project: str, environment: str) -> int:
+        """Cancel the in-flight rollout; returns the generation it was for.  InputError when
+        nothing is in flight."""
+        row = await self._one(query("cancel_deployment"), project=project, environment=environment)
+        if row is None:
+            await self._explain(project, environment, "has no rollout in flight: nothing to cancel")
+        assert row is not None
+        generation: int = row.attempt_generation
+        return generation
+
+    async def set_paused(self, *, project: str, environment: str, paused: bool) -> bool:
+        """Pause or resume; False when it was in that state already."""
+        params = {"project": project, "environment": environment, "paused": paused}
+        row = await self._one(query("set_paused"), **params)
+        if row is None:
+            await self._explain(project, environment, "")
+        return row is not None
+
+    async def retry(self, *, project: str, environment: str) -> None:
+        """Un-park a deployment whose retries are spent or that failed permanently."""
+        row = await self._one(query("retry_deployment"), project=project, environment=environment)
+        if row is None:
+            deployment = await self._explain(project, environment, "")
+            raise InputError(
+                f"deployment {project}/{environment} is not parked (it is "
+                f"{_state(deployment)}): only a failed deployment with no retry scheduled "
+                "can be retried"
+            )
+
+    async def redeploy(self, *, project: str, environment: str, restart: bool) -> int:
+        """Ask for an apply even when nothing changed; returns the new generation."""
+        params = {"project": project, "environment": environment, "restart": restart}
+        row = await self._one(query("redeploy_deployment"), **params)
+        if row is None:
+            deployment = await self._explain(project, environment, "")
+            raise InputError(
+                f"deployment {project}/{environment} is {deployment.desired_status}, not "
+                "active: only an active deployment can be redeployed"
+            )
+        generation: int = row.generation
+        return generation
+
+    async def parked_rows(self) -> list[dict[str, Any]]:
+        """The ``deployments_parked`` view: what waits for a human."""
+        async with self._tx() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query("parked_rows"))]
+
+    async def _one(self, statement: TextClause, **params: Any) -> Any:
+        async with self._tx() as conn:
+            return (await conn.execute(statement, params)).one_or_none()
+
+    async def _explain(self, project: str, environment: str, refusal: str) -> Deployment:
+        """The deployment a statement changed nothing of: InputError when there is none, or
+        with ``refusal`` when one is given."""
+        deployment = await self.get_deployment(project=project, environment=environment)
+        if deployment is None:
+            raise InputError(f"no deployment {project}/{environment}")
+        if refusal:
+            raise InputError(f"deployment {project}/{environment} {refusal}")
+        return deployment
+
+
+def _state(deployment: Deployment) -> str:
+    if deployment.current_status != "failed":
+        return deployment.current_status
+    if deployment.generation != deployment.observed_generation:
+        return "failed, with a newer desired state pending"
+    return "failed, with a retry scheduled"
