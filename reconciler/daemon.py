@@ -328,6 +328,9 @@ class Daemon:
                     ids=list(entries),
                     lease_s=self.settings.lease_s,
                 )
+                cancelled = await self.store.cancels_requested(
+                    daemon_id=self.settings.daemon_id, ids=list(entries)
+                )
             except DatabaseError as exc:
                 log.warning("lease_renewal_failed", error=str(exc))
                 continue
@@ -335,6 +338,8 @@ class Daemon:
                 generation = generations.get(deployment_id)
                 if generation is None or generation != entry.deployment.generation:
                     entry.superseded = True
+                if deployment_id in cancelled:
+                    entry.cancelled = True
 
     async def _prune_history(self) -> None:
         """With RECONCILER_HISTORY_RETENTION_DAYS, delete old history now and every hour, in

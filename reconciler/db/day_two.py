@@ -27,6 +27,14 @@ class DayTwo(Reads):
         generation: int = row.attempt_generation
         return generation
 
+    async def cancels_requested(self, *, daemon_id: str, ids: list[int]) -> set[int]:
+        """Of ``ids`` (claimed by ``daemon_id``), those whose rollout was cancelled."""
+        if not ids:
+            return set()
+        params = {"daemon_id": daemon_id, "ids": ids}
+        async with self._tx() as conn:
+            return {r.id for r in await conn.execute(query("cancels_requested"), params)}
+
     async def set_paused(self, *, project: str, environment: str, paused: bool) -> bool:
         """Pause or resume; False when it was in that state already."""
         params = {"project": project, "environment": environment, "paused": paused}

@@ -433,6 +433,15 @@ SET cancel_requested_generation = attempt_generation
 WHERE project = :project AND environment = :environment AND attempt_started_at IS NOT NULL
 RETURNING id, attempt_generation;
 
+-- name: cancels_requested
+-- Of this daemon's in-flight rows, those whose rollout an admin cancelled: how lease renewal
+-- learns of a cancel whose NOTIFY was lost.
+SELECT id
+FROM deployments
+WHERE id = ANY(CAST(:ids AS bigint[])) AND claimed_by = :daemon_id
+  AND cancel_requested_generation IS NOT NULL
+  AND cancel_requested_generation = attempt_generation;
+
 -- name: set_paused
 -- Pause (the daemon claims nothing of the row) or resume it.  Precondition: not in that state
 -- already.  Not desired state: the generation stays.

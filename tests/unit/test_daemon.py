@@ -222,3 +222,18 @@ async def test_a_vanished_checkout_is_fetched_again_before_rendering() -> None:
     assert await asyncio.wait_for(task, timeout=5) == 0
     assert loop.fetcher.fetched == ["ops", "ops"]
     assert not loop.fetcher.vanished
+
+
+async def test_lease_renewal_learns_of_a_cancel_whose_notify_was_lost() -> None:
+    """A cancel written while no NOTIFY reaches the daemon still ends the rollout, recorded
+    'cancelled', at the next lease renewal."""
+    loop = Loop(rollout="hold", lease_s=0.3)
+    row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
+    task = asyncio.create_task(loop.daemon.run())
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "syncing")
+    current = loop.store.deployments[row.id]
+    loop.store._put(current, cancel_requested_generation=current.attempt_generation)  # no notify
+    await eventually(lambda: len(loop.store.history_of(row.id)) >= 1)
+    loop.daemon.stop()
+    await asyncio.wait_for(task, timeout=5)
+    assert [h.status for h in loop.store.history_of(row.id)] == ["cancelled"]

@@ -426,3 +426,14 @@ class InMemoryStore:
         old = [h for h in self.history if h.finished_at < cutoff][:batch]
         self.history = [h for h in self.history if h not in old]
         return len(old)
+
+    async def cancels_requested(self, *, daemon_id: str, ids: list[int]) -> set[int]:
+        self._fault("cancels_requested")
+        rows = [self.deployments[i] for i in ids if i in self.deployments]
+        return {
+            row.id
+            for row in rows
+            if row.claimed_by == daemon_id
+            and row.cancel_requested_generation is not None
+            and row.cancel_requested_generation == row.attempt_generation
+        }
