@@ -40,7 +40,22 @@ async def admit(
             f"{owned}: deployment {subject} may not take over another deployment's objects "
             "(nothing applied)"
         )
-    return tuple(policy.with_owner_labels(o, subject=subject) for o in objects)
+    return tuple(
+        policy.with_owner_labels(_scoped(o, namespaced=namespaced), subject=subject)
+        for o in objects
+    )
+
+
+def _scoped(
+    obj: Mapping[str, Any], *, namespaced: Mapping[tuple[str, str], bool]
+) -> Mapping[str, Any]:
+    """A cluster-scoped object without the namespace a render may have given it (the API
+    server ignores it), so that the object, its inventory row and its prune key agree."""
+    key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+    metadata = obj.get("metadata") or {}
+    if namespaced.get(key, True) or "namespace" not in metadata:
+        return obj
+    return {**obj, "metadata": {k: v for k, v in metadata.items() if k != "namespace"}}
 
 
 async def scopes(

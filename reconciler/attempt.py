@@ -1,89 +1,94 @@
-"""One attempt at one claimed deployment: plan -> render -> apply -> wait -> one recorded result.
+"""One attempt at one claimed deployment: plan -> render -> apply -> wait -> prune -> one
+recorded result.
 
 Every attempt ends in exactly one history row, written with the deployment's current_* columns
-in one transaction (``finish_attempt``).  A failure of any stage becomes a failed attempt whose
-message says what and where; nothing here lets an exception escape for one bad deployment, so
-the daemon keeps serving the others.
+in one transaction (:mod:`reconciler.recording`).  A failure of any stage becomes a failed
+attempt whose message says what and where; nothing here lets an exception escape for one bad
+deployment, so the daemon keeps serving the others.
+
+Verbs: deploy (and redeploy) applies, waits, then prunes what is no longer rendered; rollback
+does the same with a healthy history row's image, values and ops repo commit; heal looks for
+drift with a dry-run and re-applies (or records ``drifted`` when healing is off); stop scales
+the workloads to 0; delete removes every object the deployment owns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import decide
 from reconciler.admission import admit
 from reconciler.cluster import apply as apply_stage
-from reconciler.cluster.health import HealthStatus, wait_healthy
-from reconciler.errors import (
-    DatabaseError,
-    HealthError,
-    InputError,
-    OpsRepoError,
-    ReconcilerError,
-)
+from reconciler.cluster.health import HealthStatus
+from reconciler.errors import DatabaseError, HealthError, InputError, OpsRepoError, ReconcilerError
+from reconciler.healing import find_drift
 from reconciler.logs import get_logger
 from reconciler.model import (
-    AttemptResult,
     AttemptStatus,
     Checkout,
     Deployment,
+    HistoryEntry,
     ObjectRef,
     RepoPolicy,
     Verb,
 )
 from reconciler.policy import Subject
-from reconciler.ports import AttemptStore, Cluster, RenderedManifests, Renderer, RenderRequest
+from reconciler.ports import AttemptStore, Cluster, LiveView, RenderedManifests, RenderRequest
+from reconciler.pruning import Removal, delete_all, prune, refuse_pruning_everything
+from reconciler.recording import (
+    CONVERGED,
+    LOST,
+    LOST_MESSAGE,
+    UNRECORDED,
+    Options,
+    Outcome,
+    Predicate,
+    Recorder,
+    never,
+)
 from reconciler.render.validation import validate_objects
-from reconciler.retry import Backoff, retry
-from reconciler.settings import DEFAULT_KUBERNETES_VERSION
+from reconciler.waiting import wait_for_health
+
+__all__ = [
+    "CANCELLED_MESSAGE",
+    "CONVERGED",
+    "LOST",
+    "UNRECORDED",
+    "Hooks",
+    "Options",
+    "Outcome",
+    "run_attempt",
+]
 
 log = get_logger("reconcile")
 
-LOST = "lost"
-"""An outcome status: the claim was taken over, nothing was recorded by this daemon."""
-CONVERGED = "converged"
-"""An outcome status: the rendered output is applied and healthy already; nothing ran."""
-UNRECORDED = "unrecorded"
-"""An outcome status: the database could not be reached to record the attempt."""
-_LOST_MESSAGE = "the claim was taken over by another daemon"
 CANCELLED_MESSAGE = (
     "cancelled before the rollout finished; the cluster is left as it is "
     "(a new desired state or `reconciler retry` deploys again)"
 )
-RECORD_BACKOFF = Backoff(base_s=0.5, max_s=10.0, jitter=0.8)
+_SUPERSEDED_MESSAGE = "a newer desired state arrived before this rollout finished"
+_ROLLBACK_SOURCES = frozenset({"deploy", "rollback", "redeploy", "heal"})
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
-class Options:
-    """What an attempt needs from the settings."""
+class Hooks:
+    """What the daemon lends an attempt beyond the store and the cluster."""
 
-    field_manager: str
-    health_timeout_s: float
-    health_poll_s: float
-    retry: decide.RetryPolicy
-    daemon_id: str
-    renderer: Renderer
-    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
-    """The Kubernetes schema rendered objects must match before anything is applied."""
-    record_backoff: Backoff = RECORD_BACKOFF
-    """Waiting out an unreachable database to record an attempt that touched the cluster."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
-    """How an attempt ended, for the daemon's bookkeeping and ``run --once``."""
-
-    deployment_id: int
-    status: str
-    """healthy, stopped, failed, superseded, interrupted, converged (nothing applied), lost
-    (the claim was taken over; nothing recorded) or unrecorded (the database was away)."""
-    message: str
+    live: LiveView | None = None
+    """Health from the watch cache; None: poll the API."""
+    applied: Callable[[], None] = _nothing
+    """Called once the apply is done: waiting for health holds no concurrency slot."""
+    checkout_at: Callable[[str], Awaitable[Checkout]] | None = None
+    """The ops repo at a given commit (a rollback renders the commit that was healthy)."""
 
 
 async def run_attempt(
@@ -93,21 +98,27 @@ async def run_attempt(
     cluster: Cluster,
     checkout: Checkout,
     options: Options,
-    superseded: Callable[[], bool],
-    cancelled: Callable[[], bool] | None = None,
+    superseded: Predicate,
+    cancelled: Predicate | None = None,
+    hooks: Hooks | None = None,
 ) -> Outcome:
     """Bring one claimed deployment to its desired state and record the attempt.  Its wait
     for health ends when ``superseded`` (recorded 'superseded') or ``cancelled`` (recorded
     'cancelled') says so."""
     began = time.monotonic()
+    target = decide.plan(deployment)
     attempt = Attempt(
-        deployment=deployment,
+        d=deployment,
         store=store,
-        cluster=cluster,
         checkout=checkout,
         options=options,
+        verb=target.verb,
+        image_ref=target.image_ref,
+        values=target.values,
+        cluster=cluster,
         superseded=superseded,
-        cancelled=cancelled or _never,
+        cancelled=cancelled or never,
+        hooks=hooks or Hooks(),
     )
     bound = log.bind(
         deployment_id=deployment.id,
@@ -128,40 +139,22 @@ async def run_attempt(
         "reconcile",
         status=outcome.status,
         image_ref=attempt.image_ref,
-        sha=checkout.sha,
+        sha=attempt.checkout.sha,
         duration_ms=int((time.monotonic() - began) * 1000),
         message=outcome.message,
     )
     return outcome
 
 
-class Attempt:
+@dataclass(kw_only=True)
+class Attempt(Recorder):
     """The state of one attempt, so that each step reads as a line of :meth:`run`."""
 
-    def __init__(
-        self,
-        *,
-        deployment: Deployment,
-        store: AttemptStore,
-        cluster: Cluster,
-        checkout: Checkout,
-        options: Options,
-        superseded: Callable[[], bool],
-        cancelled: Callable[[], bool],
-    ) -> None:
-        self.d = deployment
-        self.store = store
-        self.cluster = cluster
-        self.checkout = checkout
-        self.options = options
-        self.superseded = superseded
-        self.cancelled = cancelled
-        target = decide.plan(deployment)
-        self.verb = target.verb
-        self.image_ref = target.image_ref
-        self.values: Any = target.values
-        self.digest: str | None = None
-        self.started_at: dt.datetime | None = None
+    cluster: Cluster
+    superseded: Predicate
+    cancelled: Predicate
+    hooks: Hooks
+    drift: list[str] = field(default_factory=list)
 
     async def run(self) -> Outcome:
         try:
@@ -172,65 +165,67 @@ class Attempt:
             # A bug (ours, or an input nobody foresaw): recorded as this deployment's failed
             # attempt, retried with backoff, with the exception in words, never a silent crash.
             log.exception("attempt_crashed", deployment_id=self.d.id)
-            return await self._fail(
+            return await self.fail(
                 f"internal error: {type(exc).__name__}: {exc}"[:2000], permanent=False
             )
         except asyncio.CancelledError:
-            # Shutdown ran out of grace: close the attempt as interrupted, then stop.  One try
-            # only: if the database is away, the next claim closes the attempt just the same.
-            if self.started_at is not None:
-                with contextlib.suppress(DatabaseError):
-                    await asyncio.shield(
-                        self._finish(
-                            AttemptStatus.INTERRUPTED,
-                            "the daemon shut down before the rollout finished",
-                            wait_for_database=False,
-                        )
-                    )
+            await self.interrupted()
             raise
 
     async def _run(self) -> Outcome:
+        if self.verb is Verb.DELETE:
+            return await self._delete()
         prepared = await self._prepare()
         if isinstance(prepared, Outcome):
             return prepared
         self.digest = prepared.digest
-        if not decide.needs_apply(self.d, verb=self.verb, digest=prepared.digest):
-            await self.store.mark_converged(
-                deployment_id=self.d.id,
-                daemon_id=self.options.daemon_id,
-                generation=self.d.generation,
-                sha=self.checkout.sha,
-            )
-            return self._outcome(CONVERGED, "the rendered manifests are applied already")
+        if self.verb is not Verb.HEAL and not decide.needs_apply(
+            self.d, verb=self.verb, digest=prepared.digest
+        ):
+            return await self._converged("the rendered manifests are applied already")
         try:
-            await self._check_schema(prepared)
-            rules = await self.store.policy_for(self.d.ops_repo_id)
-            if rules.impersonated_user is not None:
-                self.cluster = self.cluster.impersonating(rules.impersonated_user)
-            objects = await self._admit(prepared.objects, rules=rules)
+            objects = await self._checked(prepared)
+            if self.verb is Verb.HEAL:
+                self.drift = await find_drift(
+                    objects, cluster=self.cluster, field_manager=self.options.field_manager
+                )
+                if not self.drift:
+                    return await self._converged("nothing had drifted")
         except DatabaseError:
             raise
         except ReconcilerError as exc:
-            return await self._fail(str(exc), permanent=exc.permanent)
-        self.started_at = await self.store.start_attempt(
+            return await self.fail(str(exc), permanent=exc.permanent)
+        if not await self.start():
+            return self.outcome(LOST, LOST_MESSAGE)
+        try:
+            return await self._act(objects)
+        except DatabaseError:
+            raise
+        except ReconcilerError as exc:
+            return await self.fail(str(exc), permanent=exc.permanent)
+
+    async def _act(self, objects: tuple[dict[str, Any], ...]) -> Outcome:
+        if self.verb is Verb.STOP:
+            message = await self._stop(objects)
+            return await self.finish(AttemptStatus.STOPPED, message)
+        if self.verb is Verb.HEAL and not self._heals():
+            detail = "; ".join(self.drift)
+            message = f"drifted (self-heal is off, nothing re-applied): {detail}"
+            return await self.finish(AttemptStatus.DRIFTED, message, applied=False)
+        return await self._deploy(objects)
+
+    def _heals(self) -> bool:
+        return self.d.self_heal if self.d.self_heal is not None else self.options.self_heal
+
+    async def _converged(self, message: str) -> Outcome:
+        await self.store.mark_converged(
             deployment_id=self.d.id,
             daemon_id=self.options.daemon_id,
-            action=str(self.verb),
-            image_ref=self.image_ref,
-            values_override=self.values,
             generation=self.d.generation,
+            sha=self.checkout.sha,
+            heal_seen=self.d.heal_requested_at,
         )
-        if self.started_at is None:
-            return self._outcome(LOST, _LOST_MESSAGE)
-        try:
-            if self.verb is Verb.STOP:
-                message = await self._stop(objects)
-                return await self._finish(AttemptStatus.STOPPED, message)
-            return await self._deploy(objects)
-        except DatabaseError:
-            raise
-        except ReconcilerError as exc:
-            return await self._fail(str(exc), permanent=exc.permanent)
+        return self.outcome(CONVERGED, message)
 
     async def _prepare(self) -> RenderedManifests | Outcome:
         """The rendered manifests, or the recorded failure that kept them from being made
@@ -240,25 +235,67 @@ class Attempt:
                 await self._target_of_rollback()
             request = self._render_request()
         except ReconcilerError as exc:
-            return await self._fail(str(exc), permanent=exc.permanent)
+            return await self.fail(str(exc), permanent=exc.permanent)
         try:
             return await self.options.renderer.render(request)
         except ReconcilerError as exc:
-            return await self._fail(f"render failed: {exc}", permanent=exc.permanent)
+            return await self.fail(f"render failed: {exc}", permanent=exc.permanent)
+
+    async def _checked(self, rendered: RenderedManifests) -> tuple[dict[str, Any], ...]:
+        """Schema, policy, ownership and the prune guard, before anything touches the
+        cluster: the objects to apply, labelled with their owner."""
+        await self._check_schema(rendered)
+        rules = await self.store.policy_for(self.d.ops_repo_id)
+        if rules.impersonated_user is not None:
+            self.cluster = self.cluster.impersonating(rules.impersonated_user)
+        inventory = await self.store.inventory_of(self.d.id)
+        if self.verb is not Verb.STOP:
+            refuse_pruning_everything(
+                self.d,
+                inventory=inventory,
+                rendered=[ObjectRef.from_object(o) for o in rendered.objects],
+            )
+        return await self._admit(rendered.objects, rules=rules)
 
     # ------------------------------------------------------------ steps
 
     async def _target_of_rollback(self) -> None:
+        """The history row to return to: the one ``rollback_to`` names, else the newest
+        healthy deploy of another image; and its ops repo commit, to render at."""
+        target = await self._rollback_row()
+        self.image_ref = target.image_ref
+        self.values = target.values_override
+        self.rolled_back_to = target.id
+        if target.sha and target.sha != self.checkout.sha and self.hooks.checkout_at:
+            tip = self.checkout.sha
+            self.checkout = await self.hooks.checkout_at(target.sha)
+            # Counted as rendered at the tip: it stays at the old commit until a new one.
+            self.rendered_sha = tip
+
+    async def _rollback_row(self) -> HistoryEntry:
+        name = f"{self.d.project}/{self.d.environment}"
+        if self.d.rollback_to is not None:
+            row = await self.store.history_entry(self.d.rollback_to)
+            if (
+                row is None
+                or row.deployment_id != self.d.id
+                or row.status != AttemptStatus.HEALTHY
+                or row.action not in _ROLLBACK_SOURCES
+            ):
+                raise InputError(
+                    f"rollback_to = {self.d.rollback_to} is not a healthy deploy of {name} "
+                    f"(`reconciler history {self.d.project} {self.d.environment}` lists them)"
+                )
+            return row
         target = await self.store.last_healthy(
             deployment_id=self.d.id, other_than_image=self.d.image_ref
         )
         if target is None:
             raise InputError(
                 f"nothing to roll back to: no healthy deploy of an image other than "
-                f"{self.d.image_ref} in this deployment's history"
+                f"{self.d.image_ref} in the history of {name}"
             )
-        self.image_ref = target.image_ref
-        self.values = target.values_override
+        return target
 
     async def _check_schema(self, rendered: RenderedManifests) -> None:
         """The Kubernetes schema of the target version, offline; a thread, since checking
@@ -306,36 +343,49 @@ class Attempt:
         )
 
     async def _deploy(self, objects: tuple[dict[str, Any], ...]) -> Outcome:
-        await apply_stage.apply_all(
+        applied = await apply_stage.apply_all(
             kube=self.cluster,
             objects=objects,
             namespace=self.d.namespace,
             field_manager=self.options.field_manager,
         )
+        refs = [ObjectRef.from_object(o) for o in objects]
+        await self.store.mark_applied(deployment_id=self.d.id, refs=refs)
         if self.verb is Verb.REDEPLOY and self.d.redeploy_restart:
             await self._restart(objects)
+        self.hooks.applied()
 
         async def should_stop() -> bool:
             return self.superseded() or self.cancelled()
 
-        health = await wait_healthy(
-            refs=[ObjectRef.from_object(o) for o in objects],
-            read_object=self.cluster.get,
-            list_pods=self.cluster.list_pods,
+        health = await wait_for_health(
+            objects=objects,
+            applied=applied,
+            cluster=self.cluster,
+            live=self.hooks.live,
             timeout_s=self.options.health_timeout_s,
             poll_interval_s=self.options.health_poll_s,
             should_stop=should_stop,
         )
         if health.status is HealthStatus.HEALTHY:
-            return await self._finish(AttemptStatus.HEALTHY, "")
+            removal = await prune(self.d, rendered=refs, cluster=self.cluster, store=self.store)
+            return await self.finish(AttemptStatus.HEALTHY, self._healthy_message(removal))
         if health.stopped and self.cancelled():
-            return await self._finish(AttemptStatus.CANCELLED, CANCELLED_MESSAGE)
+            return await self.finish(AttemptStatus.CANCELLED, CANCELLED_MESSAGE)
         if health.stopped:
-            return await self._finish(
-                AttemptStatus.SUPERSEDED,
-                "a newer desired state arrived before this rollout finished",
-            )
+            return await self.finish(AttemptStatus.SUPERSEDED, _SUPERSEDED_MESSAGE)
         raise HealthError(health.message)
+
+    def _healthy_message(self, removal: Removal) -> str:
+        parts = []
+        if self.drift:
+            parts.append("healed: " + "; ".join(self.drift))
+        if self.rolled_back_to is not None:
+            parts.append(f"rolled back to history row {self.rolled_back_to}")
+        pruned = removal.describe("pruned")
+        if pruned:
+            parts.append(pruned)
+        return "; ".join(parts)
 
     async def _restart(self, objects: tuple[dict[str, Any], ...]) -> None:
         """Roll the workloads' pods as ``kubectl rollout restart`` does, stamped with the time
@@ -356,126 +406,27 @@ class Attempt:
             return "nothing was running: no Deployment or StatefulSet of it exists"
         return "scaled to 0: " + ", ".join(scaled)
 
-    # ------------------------------------------------------------ recording
-
-    async def _finish(
-        self, status: AttemptStatus, message: str, *, wait_for_database: bool = True
-    ) -> Outcome:
-        result = AttemptResult(
-            action=str(self.verb),
-            status=str(status),
-            image_ref=self.image_ref,
-            values_override=self.values,
-            sha=self.checkout.sha,
-            digest=self.digest,
-            message=message,
-            attempts=0,
-            retry_in_s=None,
-            restore_desired=self.verb is Verb.ROLLBACK and status is AttemptStatus.HEALTHY,
-        )
-        if not await self._record(result, wait_for_database=wait_for_database):
-            return self._outcome(LOST, _LOST_MESSAGE)
-        return self._outcome(str(status), message)
-
-    async def _record(self, result: AttemptResult, *, wait_for_database: bool = True) -> bool:
-        """Record the started attempt (history row and current_* columns); False when it is no
-        longer ours.
-
-        The cluster has been touched, so an unreachable database is waited out, with backoff,
-        instead of leaving the attempt for the next claim to close as interrupted: its outcome
-        would be lost.  The write only updates a row still claimed by this daemon with this
-        attempt open, so retrying after a lost acknowledgement cannot record it twice.
-        """
-        started_at = self.started_at
-        assert started_at is not None
-        retried = False
-
-        def again(exc: BaseException, attempt: int) -> float | None:
-            nonlocal retried
-            if not isinstance(exc, DatabaseError) or exc.permanent or not wait_for_database:
-                return None
-            delay = self.options.record_backoff.delay(attempt)
-            log.warning(
-                "record_retry",
-                deployment_id=self.d.id,
-                project=self.d.project,
-                environment=self.d.environment,
-                status=result.status,
-                error=str(exc),
-                retry_in_s=round(delay, 2),
+    async def _delete(self) -> Outcome:
+        """Remove every object the deployment owns; no render needed, so a broken template
+        or a vanished ops repo cannot keep a deployment from being deleted."""
+        try:
+            rules = await self.store.policy_for(self.d.ops_repo_id)
+            if rules.impersonated_user is not None:
+                self.cluster = self.cluster.impersonating(rules.impersonated_user)
+            if not await self.start():
+                return self.outcome(LOST, LOST_MESSAGE)
+            removal = await delete_all(
+                self.d,
+                cluster=self.cluster,
+                store=self.store,
+                timeout_s=self.options.health_timeout_s,
+                should_stop=self.superseded,
             )
-            retried = True
-            return delay
-
-        async def write() -> bool:
-            return await self.store.finish_attempt(
-                deployment_id=self.d.id,
-                daemon_id=self.options.daemon_id,
-                started_at=started_at,
-                generation=self.d.generation,
-                result=result,
-            )
-
-        recorded = await retry(write, decide=again, catch=(DatabaseError,))
-        if recorded or not retried:
-            return recorded
-        # An earlier try may have committed and only its answer been lost.
-        status = await self.store.recorded_status(
-            deployment_id=self.d.id, started_at=started_at, daemon_id=self.options.daemon_id
-        )
-        return status == result.status
-
-    async def _fail(self, message: str, *, permanent: bool) -> Outcome:
-        attempts, retry_in_s = self.options.retry.after_failure(
-            failures_before=decide.failures_before(self.d), permanent=permanent
-        )
-        if retry_in_s is None and not permanent:
-            message += f" (gave up after {attempts} attempts; a new desired state retries)"
-        if self.started_at is None:
-            recorded = await self._fail_unstarted(message, attempts, retry_in_s)
-        else:
-            recorded = await self._record(self._failed(message, attempts, retry_in_s))
-        if not recorded:
-            return self._outcome(LOST, _LOST_MESSAGE)
-        return self._outcome(AttemptStatus.FAILED, message)
-
-    async def _fail_unstarted(self, message: str, attempts: int, retry_in_s: float | None) -> bool:
-        """A failure before anything touched the cluster (bad row, template, policy, no
-        checkout): recorded like any attempt, with one history row, current_* left as they
-        are.  Nothing to lose yet, so an unreachable database is not waited out."""
-        self.started_at = await self.store.start_attempt(
-            deployment_id=self.d.id,
-            daemon_id=self.options.daemon_id,
-            action=str(self.verb),
-            image_ref=self.image_ref,
-            values_override=self.values,
-            generation=self.d.generation,
-        )
-        if self.started_at is None:
-            return False
-        result = self._failed(message, attempts, retry_in_s, applied=False)
-        return await self._record(result, wait_for_database=False)
-
-    def _failed(
-        self, message: str, attempts: int, retry_in_s: float | None, *, applied: bool = True
-    ) -> AttemptResult:
-        return AttemptResult(
-            action=str(self.verb),
-            status=AttemptStatus.FAILED,
-            image_ref=self.image_ref,
-            values_override=self.values,
-            sha=self.checkout.sha,
-            digest=self.digest if applied else None,
-            message=message,
-            attempts=attempts,
-            retry_in_s=retry_in_s,
-            # A started attempt may have applied part of what it rendered.
-            applied=applied,
-        )
-
-    def _outcome(self, status: str, message: str) -> Outcome:
-        return Outcome(deployment_id=self.d.id, status=str(status), message=message)
-
-
-def _never() -> bool:
-    return False
+        except DatabaseError:
+            raise
+        except ReconcilerError as exc:
+            return await self.fail(str(exc), permanent=exc.permanent)
+        if self.superseded():
+            return await self.finish(AttemptStatus.SUPERSEDED, _SUPERSEDED_MESSAGE)
+        message = removal.describe("deleted") or "nothing to delete: it owned no objects"
+        return await self.finish(AttemptStatus.DELETED, message)

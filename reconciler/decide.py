@@ -8,16 +8,34 @@ from typing import Any
 
 from reconciler.model import AttemptResult, Deployment, Verb
 
+LIVE_STATUSES = frozenset({"healthy", "degraded", "drifted"})
+"""Current statuses of a deployment whose objects are on the cluster as it last applied them
+(give or take what the watch reports): what health and drift are watched for."""
+
 
 def verb_for(deployment: Deployment) -> Verb:
     """The verb ``desired_status`` asks for; an active one an admin asked to redeploy
-    redeploys."""
-    verb = {"stopped": Verb.STOP, "rollback": Verb.ROLLBACK}.get(
-        deployment.desired_status, Verb.DEPLOY
-    )
+    redeploys, and one whose objects drifted (nothing else asked of it) heals."""
+    verb = {
+        "stopped": Verb.STOP,
+        "rollback": Verb.ROLLBACK,
+        "deleted": Verb.DELETE,
+    }.get(deployment.desired_status, Verb.DEPLOY)
     if verb is Verb.DEPLOY and deployment.redeploy_requested_at is not None:
         return Verb.REDEPLOY
+    if verb is Verb.DEPLOY and heals(deployment):
+        return Verb.HEAL
     return verb
+
+
+def heals(deployment: Deployment) -> bool:
+    """The watch saw drift and nothing newer is asked: the attempt re-applies what is
+    deployed (a new desired state applies everything anyway)."""
+    return (
+        deployment.heal_requested_at is not None
+        and not is_new_generation(deployment)
+        and deployment.current_status in LIVE_STATUSES
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +69,7 @@ def needs_apply(deployment: Deployment, *, verb: Verb, digest: str) -> bool:
     same, costs no API call.  A redeploy always applies: that is what it was asked for."""
     if verb is not Verb.DEPLOY:
         return True
-    return not (deployment.current_status == "healthy" and deployment.applied_digest == digest)
+    return not (deployment.current_status in LIVE_STATUSES and deployment.applied_digest == digest)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +109,9 @@ class RowTransition:
     """How recording an attempt changes its deployment row (``finish_attempt``'s parameters)."""
 
     current_status: str
-    """'healthy', 'stopped' or 'failed' (a cancelled rollout too: it waits for a new desired
-    state, or a retry); 'syncing' while the next attempt decides."""
+    """'healthy', 'stopped', 'deleted', 'drifted' (healing is off) or 'failed' (a cancelled
+    rollout too: it waits for a new desired state, or a retry); 'syncing' while the next
+    attempt decides."""
     observes: bool
     """Whether ``observed_generation`` moves (to :attr:`observed_generation`)."""
     observed_generation: int
@@ -113,7 +132,12 @@ def row_transition(result: AttemptResult, *, generation: int) -> RowTransition:
     """What ``result`` of an attempt at ``generation`` does to the deployment row."""
     healthy = result.status == "healthy"
     unfinished = result.status in ("superseded", "interrupted")
-    current_status = {"healthy": "healthy", "stopped": "stopped"}.get(result.status, "failed")
+    current_status = {
+        "healthy": "healthy",
+        "stopped": "stopped",
+        "deleted": "deleted",
+        "drifted": "drifted",
+    }.get(result.status, "failed")
     restores = result.restore_desired and healthy
     return RowTransition(
         # Superseded or interrupted: the next attempt decides the status; still rolling.
@@ -123,7 +147,7 @@ def row_transition(result: AttemptResult, *, generation: int) -> RowTransition:
         # daemon made that change, so it is observed already.
         observed_generation=generation + 1 if restores else generation,
         records_current=result.applied
-        and result.status in ("healthy", "stopped", "failed", "cancelled"),
+        and result.status in ("healthy", "stopped", "failed", "cancelled", "deleted"),
         applied_digest=result.digest if healthy else None,
         deployed=healthy,
         restores_desired=restores,

@@ -21,6 +21,8 @@ class DesiredStatus(StrEnum):
     ACTIVE = "active"
     STOPPED = "stopped"
     ROLLBACK = "rollback"
+    DELETED = "deleted"
+    """Remove every object the deployment owns (its history is kept)."""
 
 
 class CurrentStatus(StrEnum):
@@ -31,6 +33,12 @@ class CurrentStatus(StrEnum):
     HEALTHY = "healthy"
     FAILED = "failed"
     STOPPED = "stopped"
+    DEGRADED = "degraded"
+    """Healthy once, then one of its objects failed (a pod crash-looping an hour later)."""
+    DRIFTED = "drifted"
+    """Someone else changed a managed object and healing is off for the deployment."""
+    DELETED = "deleted"
+    """Every object it owned is gone from the cluster."""
 
 
 class AttemptStatus(StrEnum):
@@ -42,6 +50,9 @@ class AttemptStatus(StrEnum):
     SUPERSEDED = "superseded"
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
+    DEGRADED = "degraded"
+    DRIFTED = "drifted"
+    DELETED = "deleted"
 
 
 class Verb(StrEnum):
@@ -52,6 +63,12 @@ class Verb(StrEnum):
     STOP = "stop"
     REDEPLOY = "redeploy"
     """A deploy asked for by ``reconciler redeploy``: applies even when nothing changed."""
+    HEAL = "heal"
+    """Re-apply what someone else changed or deleted (drift the watch saw)."""
+    DELETE = "delete"
+    """Remove every object in the deployment's inventory."""
+    HEALTH = "health"
+    """Not an attempt: a history row for a health change seen after the rollout."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +128,15 @@ class Deployment:
     """Set by ``reconciler redeploy``: apply again even when the render is applied already."""
     redeploy_restart: bool = False
     """With the redeploy: restart the workloads' pods (``kubectl rollout restart``)."""
+    self_heal: bool | None = None
+    """Re-apply drifted objects; None follows the daemon's setting (``RECONCILER_SELF_HEAL``)."""
+    prune_all_allowed: bool = False
+    """Allow a render that would prune every object the deployment owns."""
+    heal_requested_at: dt.datetime | None = None
+    """Set by the daemon when the watch saw a managed object changed or deleted by another."""
+    rollback_to: int | None = None
+    """With desired_status 'rollback': the history row to return to (None: the newest healthy
+    deploy of another image)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +157,8 @@ class HistoryEntry:
     started_at: dt.datetime
     finished_at: dt.datetime
     duration_ms: int
+    rolled_back_to: int | None = None
+    """A rollback's row: the history row it returned to."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +185,11 @@ class AttemptResult:
     restore_desired: bool = False
     """A successful rollback: image_ref and values_override take the values rolled back to and
     desired_status returns to 'active'."""
+    rolled_back_to: int | None = None
+    """A rollback: the history row it returned to."""
+    rendered_sha: str | None = None
+    """The commit to count the deployment as rendered at, when not :attr:`sha`: a rollback to
+    an older commit stays there until the ops repo moves on."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +234,28 @@ class ObjectRef:
         if self.namespace:
             return f"{self.kind} {self.namespace}/{self.name}"
         return f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class ObjectHealth:
+    """What the watch last saw of one owned object's health (``deployment_objects``)."""
+
+    ref: ObjectRef
+    health: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchedDeployment:
+    """A deployment whose objects should be on the cluster as last applied."""
+
+    id: int
+    project: str
+    environment: str
+    current_status: str
+    desired_status: str
+    paused: bool
+    self_heal: bool | None
 
 
 def _text(value: Any) -> str:

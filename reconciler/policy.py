@@ -104,13 +104,48 @@ def _violation(
     )
 
 
+POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+"""Where a workload keeps the pod template whose labels its Pods get: labelled too, so the
+daemon's watch (selected by the owner labels) sees the Pods health needs.  Not a Job's: its
+template is immutable once created, so labelling an existing Job would be refused."""
+
+
 def with_owner_labels(obj: Mapping[str, Any], *, subject: Subject) -> dict[str, Any]:
-    """``obj`` with the labels naming its deployment (a copy; the render is left as it is)."""
-    metadata = dict(obj.get("metadata") or {})
-    labels = dict(metadata.get("labels") or {})
-    labels.update(zip(OWNER_LABELS, (subject.project, subject.environment), strict=True))
-    metadata["labels"] = labels
+    """``obj`` with the labels naming its deployment, on its pod template too (a copy; the
+    render is left as it is)."""
+    owner = dict(zip(OWNER_LABELS, (subject.project, subject.environment), strict=True))
+    labelled = _labelled(obj, owner)
+    path = POD_TEMPLATE_PATHS.get(str(obj.get("kind")))
+    if path is not None and str(obj.get("apiVersion", "")).startswith(("apps/", "batch/")):
+        labelled = _labelled_at(labelled, path, owner)
+    return labelled
+
+
+def _labelled(obj: Mapping[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
+    metadata = obj.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
+    existing = metadata.get("labels")
+    metadata["labels"] = {**(existing if isinstance(existing, Mapping) else {}), **labels}
     return {**obj, "metadata": metadata}
+
+
+def _labelled_at(
+    obj: Mapping[str, Any], path: Sequence[str], labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """``obj`` with ``labels`` added to the object at ``path`` (copied along the way); left
+    as it is when the path is not a chain of mappings (the schema check reports that)."""
+    if not path:
+        return _labelled(obj, labels)
+    child = obj.get(path[0])
+    if not isinstance(child, Mapping):
+        return dict(obj)
+    return {**obj, path[0]: _labelled_at(child, path[1:], labels)}
 
 
 def _matches(namespace: str, entry: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +30,13 @@ class AttemptStore(Protocol):
     """The database, as one attempt uses it: each write is guarded by the claim."""
 
     async def mark_converged(
-        self, *, deployment_id: int, daemon_id: str, generation: int, sha: str | None
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        generation: int,
+        sha: str | None,
+        heal_seen: dt.datetime | None = None,
     ) -> None: ...
 
     async def start_attempt(
@@ -71,6 +77,22 @@ class AttemptStore(Protocol):
     ) -> list[tuple[ObjectRef, str]]:
         """Record ``refs`` as this deployment's objects; those another deployment owns are
         returned with their owner (``project/environment``) and nothing is recorded then."""
+        ...
+
+    async def inventory_of(self, deployment_id: int) -> list[ObjectRef]:
+        """The objects the deployment owns."""
+        ...
+
+    async def forget_objects(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
+        """Drop ``refs`` from the deployment's inventory."""
+        ...
+
+    async def mark_applied(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
+        """``refs`` were applied just now."""
+        ...
+
+    async def history_entry(self, history_id: int) -> HistoryEntry | None:
+        """One history row by id."""
         ...
 
 
@@ -115,6 +137,10 @@ class Cluster(Protocol):
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
 
+    async def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
+        """Delete the object; False when it was gone already."""
+        ...
+
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
 
     async def scale(self, ref: ObjectRef, *, replicas: int) -> None: ...
@@ -131,6 +157,29 @@ class Cluster(Protocol):
 
     def impersonating(self, user: str) -> Cluster:
         """The same cluster, every request made as ``user`` (Kubernetes impersonation)."""
+        ...
+
+
+class LiveView(Protocol):
+    """The cluster as the watches last saw it (``reconciler.cluster.live.LiveCache``)."""
+
+    def track(self, api_version: str, kind: str) -> None:
+        """Watch this kind too (idempotent)."""
+        ...
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
+
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    async def wait_changed(
+        self,
+        refs: Collection[ObjectRef],
+        namespaces: Collection[str] = (),
+        *,
+        timeout_s: float,
+    ) -> bool:
+        """True as soon as one of ``refs`` or a Pod in ``namespaces`` changes; False after
+        ``timeout_s`` without."""
         ...
 
 

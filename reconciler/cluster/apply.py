@@ -45,11 +45,17 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})
 _CRD_POLL_INTERVAL_S = 0.2
 
 
+def phase_of(kind: str) -> int:
+    """The apply phase of ``kind``, 0 (Namespace) to the last (kinds not listed: custom
+    resources, Ingresses...); objects of a lower phase are applied first."""
+    return _PHASE_OF_KIND.get(kind, _LAST_PHASE)
+
+
 def apply_phases(objects: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
     """Objects grouped into phases applied one after another (pure; order kept within a phase)."""
     phases: list[list[Mapping[str, Any]]] = [[] for _ in range(_LAST_PHASE + 1)]
     for obj in objects:
-        phases[_PHASE_OF_KIND.get(str(obj.get("kind")), _LAST_PHASE)].append(obj)
+        phases[phase_of(str(obj.get("kind")))].append(obj)
     return phases
 
 
@@ -82,23 +88,29 @@ async def apply_all(
     namespace: str,
     field_manager: str,
     crd_timeout_s: float = 60.0,
-) -> None:
-    """Server-side apply every object, phase by phase, creating ``namespace`` if needed."""
+) -> list[dict[str, Any]]:
+    """Server-side apply every object, phase by phase, creating ``namespace`` if needed.
+    Returns the objects as the server stored them, in the order of ``objects``."""
     phases = apply_phases(objects)
     if not any(o.get("metadata", {}).get("name") == namespace for o in phases[0]):
         await kube.apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
             field_manager=field_manager,
         )
+    stored: dict[int, dict[str, Any]] = {}
     for index, phase in enumerate(phases):
         if not phase:
             continue
-        await asyncio.gather(*(kube.apply(obj, field_manager=field_manager) for obj in phase))
+        results = await asyncio.gather(
+            *(kube.apply(obj, field_manager=field_manager) for obj in phase)
+        )
+        stored.update((id(obj), result) for obj, result in zip(phase, results, strict=True))
         if index == CRD_PHASE:
             await asyncio.gather(
                 *(_wait_established(kube, obj, timeout_s=crd_timeout_s) for obj in phase)
             )
             await kube.refresh_discovery()
+    return [stored[id(obj)] for obj in objects]
 
 
 async def _wait_established(kube: Cluster, crd: Mapping[str, Any], *, timeout_s: float) -> None:

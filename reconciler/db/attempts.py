@@ -79,11 +79,24 @@ class Attempts(Transactional):
             return {r.id: r.generation for r in renewed}
 
     async def mark_converged(
-        self, *, deployment_id: int, daemon_id: str, generation: int, sha: str | None
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        generation: int,
+        sha: str | None,
+        heal_seen: dt.datetime | None = None,
     ) -> None:
         """Nothing to apply (the rendered output is what is already applied and healthy): the
-        generation is observed and the commit recorded, with no history row (no attempt ran)."""
-        params = {"id": deployment_id, "daemon_id": daemon_id, "generation": generation, "sha": sha}
+        generation is observed and the commit recorded, with no history row (no attempt ran).
+        A heal request up to ``heal_seen`` is done with (nothing had drifted)."""
+        params = {
+            "id": deployment_id,
+            "daemon_id": daemon_id,
+            "generation": generation,
+            "sha": sha,
+            "heal_seen": heal_seen,
+        }
         async with self._tx() as conn:
             await conn.execute(query("mark_converged"), params)
 
@@ -140,6 +153,7 @@ class Attempts(Transactional):
             "generation": generation,
             "attempts": result.attempts,
             "retry_in_s": result.retry_in_s,
+            "rendered_sha": result.rendered_sha,
         }
         history_params = {
             **attempt,
@@ -149,6 +163,7 @@ class Attempts(Transactional):
             "action": result.action,
             "status": result.status,
             "digest": result.digest,
+            "rolled_back_to": result.rolled_back_to,
         }
         async with self._tx() as conn:
             updated = (await conn.execute(query("finish_attempt"), row_params)).one_or_none()

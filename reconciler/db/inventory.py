@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
 
 from reconciler.db.connection import Transactional
 from reconciler.db.queries import query
-from reconciler.model import ObjectRef
+from reconciler.model import ObjectHealth, ObjectRef
+
+
+def _keys(refs: Sequence[ObjectRef]) -> dict[str, list[str]]:
+    """The inventory's key columns of ``refs``, as arrays (the API group, not the version)."""
+    return {
+        "groups": [r.api_version.rpartition("/")[0] for r in refs],
+        "kinds": [r.kind for r in refs],
+        "namespaces": [r.namespace or "" for r in refs],
+        "names": [r.name for r in refs],
+    }
+
+
+def _ref(row: sa.Row[Any]) -> ObjectRef:
+    return ObjectRef(row.api_version, row.kind, row.name, row.namespace or None)
 
 
 class _Taken(Exception):
@@ -25,12 +42,7 @@ class Inventory(Transactional):
         deployment owns are returned with their owner (``project/environment``)."""
         if not refs:
             return []
-        keys = {
-            "groups": [r.api_version.rpartition("/")[0] for r in refs],
-            "kinds": [r.kind for r in refs],
-            "namespaces": [r.namespace or "" for r in refs],
-            "names": [r.name for r in refs],
-        }
+        keys = _keys(refs)
         params = {"deployment_id": deployment_id, "versions": [r.api_version for r in refs]}
         try:
             async with self._tx() as conn:
@@ -50,3 +62,40 @@ class Inventory(Transactional):
         except _Taken as taken:
             return taken.owners
         return []
+
+    async def inventory_of(self, deployment_id: int) -> list[ObjectRef]:
+        """The objects the deployment owns (what prune and delete work from)."""
+        async with self._tx() as conn:
+            found = await conn.execute(query("inventory_of"), {"deployment_id": deployment_id})
+            return [_ref(r) for r in found]
+
+    async def all_inventory(self) -> list[tuple[int, ObjectRef]]:
+        """Every owned object with its deployment's id (what the watches must cover)."""
+        async with self._tx() as conn:
+            return [(r.deployment_id, _ref(r)) for r in await conn.execute(query("all_inventory"))]
+
+    async def forget_objects(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
+        """Drop ``refs`` from the deployment's inventory (pruned, deleted, or let go)."""
+        if refs:
+            params = {"deployment_id": deployment_id, **_keys(refs)}
+            async with self._tx() as conn:
+                await conn.execute(query("forget_objects"), params)
+
+    async def mark_applied(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
+        """``refs`` were applied just now (``applied_at``)."""
+        if refs:
+            params = {"deployment_id": deployment_id, **_keys(refs)}
+            async with self._tx() as conn:
+                await conn.execute(query("mark_applied"), params)
+
+    async def record_object_health(self, healths: Sequence[ObjectHealth]) -> None:
+        """The health the watch saw of owned objects (unchanged rows are not written)."""
+        if not healths:
+            return
+        params = {
+            **_keys([h.ref for h in healths]),
+            "healths": [h.health for h in healths],
+            "messages": [h.message[:1000] for h in healths],
+        }
+        async with self._tx() as conn:
+            await conn.execute(query("record_object_health"), params)

@@ -120,7 +120,7 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
           lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
           attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
           rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-          redeploy_restart;
+          redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to;
 
 -- name: set_desired
 -- Change the desired-state columns flagged set_*, leaving the others as they are; no row when
@@ -141,7 +141,7 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
           lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
           attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
           rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-          redeploy_restart;
+          redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to;
 
 
 -- ============================================================== state transitions
@@ -153,10 +153,11 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
 
 -- name: claim
 -- Lease up to the limit of rows needing work: a new generation; a failure whose retry is due;
--- a row left 'syncing'; an active (or rollback) healthy or failed row not rendered at its ops
--- repo's last synced commit (a commit may change its output, or fix what made it fail).
--- Precondition: no live lease of another daemon, not in this daemon's in-flight set, not
--- paused, and not locked by another transaction (SKIP LOCKED).  Returns the previous owner, whose open attempt
+-- a row left 'syncing'; a heal the watch asked for; an active (or rollback) row whose objects
+-- are on the cluster (or that failed) not rendered at its ops repo's last synced commit (a
+-- commit may change its output, or fix what made it fail).  Precondition: no live lease of
+-- another daemon, not in this daemon's in-flight set, not paused, and not locked by another
+-- transaction (SKIP LOCKED).  Returns the previous owner, whose open attempt
 -- (attempt_started_at set) the caller closes with close_interrupted in the same transaction.
 WITH candidates AS (
     SELECT d.id, d.claimed_by AS previous_owner FROM deployments d
@@ -172,11 +173,13 @@ WITH candidates AS (
                OR current_status = 'syncing'
                OR next_attempt_at <= now())
         UNION
+        SELECT id FROM deployments WHERE heal_requested_at IS NOT NULL
+        UNION
         SELECT moved.id FROM ops_repos r CROSS JOIN LATERAL (
             SELECT id FROM deployments
             WHERE ops_repo_id = r.id
               AND desired_status IN ('active', 'rollback')
-              AND current_status IN ('healthy', 'failed')
+              AND current_status IN ('healthy', 'failed', 'degraded', 'drifted')
               AND (rendered_sha < r.last_sha OR rendered_sha > r.last_sha
                    OR rendered_sha IS NULL)
             OFFSET 0
@@ -232,7 +235,7 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
        rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-       redeploy_restart
+       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
 FROM deployments
 WHERE id = ANY(CAST(:ids AS bigint[]))
 ORDER BY id;
@@ -247,12 +250,15 @@ RETURNING id, generation;
 
 -- name: mark_converged
 -- Nothing to apply: the generation is observed, the commit recorded (the cluster holds its
--- output already) and the claim released, with no history row (no attempt ran).
+-- output already) and the claim released, with no history row (no attempt ran).  A heal
+-- request the claim saw (heal_seen) is done with: nothing had drifted after all.
 -- Precondition: claimed by this daemon.
 UPDATE deployments
 SET observed_generation = :generation,
     current_sha = :sha,
     rendered_sha = COALESCE(CAST(:sha AS text), rendered_sha),
+    heal_requested_at = CASE WHEN heal_requested_at <= CAST(:heal_seen AS timestamptz)
+                             THEN NULL ELSE heal_requested_at END,
     claimed_by = NULL,
     lease_expires_at = NULL
 WHERE id = :id AND claimed_by = :daemon_id;
@@ -279,7 +285,10 @@ RETURNING attempt_started_at;
 -- stays behind it so that it is reconciled next.  When it restores, the trigger bumps
 -- generation by one, which observed_generation then already names.  rendered_sha takes the
 -- attempt's commit (an attempt without a checkout: the commit it was for, so it is not claimed
--- again for that commit).  A redeploy request is done with once its generation is observed.
+-- again for that commit; a rollback to an older commit: the tip it was rendered beside, so it
+stays at its commit until a new one).  A redeploy request is done with once its generation is
+observed; a heal request once an attempt that started after it is observed (a deploy applies
+everything, so it heals too).
 UPDATE deployments
 SET current_status = :current_status,
     status_changed_at = CASE WHEN current_status = :current_status
@@ -296,7 +305,7 @@ SET current_status = :current_status,
             THEN observed_generation
         ELSE CAST(:observed_generation AS bigint) END,
     rendered_sha = CASE WHEN :observes
-                        THEN COALESCE(CAST(:sha AS text),
+                        THEN COALESCE(CAST(:rendered_sha AS text), CAST(:sha AS text),
                                       (SELECT r.last_sha FROM ops_repos r
                                        WHERE r.id = deployments.ops_repo_id),
                                       rendered_sha)
@@ -318,7 +327,12 @@ SET current_status = :current_status,
     values_override = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
                            THEN CAST(:values_override AS jsonb) ELSE values_override END,
     desired_status = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
-                          THEN 'active' ELSE desired_status END
+                          THEN 'active' ELSE desired_status END,
+    rollback_to = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
+                       THEN NULL ELSE rollback_to END,
+    heal_requested_at = CASE WHEN :observes
+                              AND heal_requested_at <= CAST(:started_at AS timestamptz)
+                             THEN NULL ELSE heal_requested_at END
 WHERE id = :id AND claimed_by = :daemon_id
   AND attempt_started_at = CAST(:started_at AS timestamptz)
 RETURNING id;
@@ -327,10 +341,11 @@ RETURNING id;
 -- The history row of the attempt finish_attempt just recorded, in the same transaction.
 -- Precondition: finish_attempt returned the row.
 INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref, sha,
-                                values_override, digest, message, daemon, started_at,
-                                finished_at, duration_ms)
+                                values_override, digest, message, daemon, rolled_back_to,
+                                started_at, finished_at, duration_ms)
 VALUES (:deployment_id, :generation, :action, :status, :image_ref, :sha,
         CAST(:values_override AS jsonb), :digest, :message, :daemon,
+        CAST(:rolled_back_to AS bigint),
         CAST(:started_at AS timestamptz), clock_timestamp(),
         LEAST(extract(epoch FROM clock_timestamp() - CAST(:started_at AS timestamptz)) * 1000,
               2147483647)::int);
@@ -355,7 +370,7 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
        rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-       redeploy_restart
+       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
 FROM deployments
 WHERE project = :project AND environment = :environment;
 
@@ -367,7 +382,7 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
        rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-       redeploy_restart
+       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
 FROM deployments
 WHERE id = :id;
 
@@ -379,14 +394,14 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
        rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-       redeploy_restart
+       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
 FROM deployments
 ORDER BY project, environment;
 
 -- name: last_healthy
 -- The newest healthy deploy or rollback of an image other than the one given (rollback target).
 SELECT id, deployment_id, generation, action, status, image_ref, sha, values_override, digest,
-       message, daemon, started_at, finished_at, duration_ms
+       message, daemon, started_at, finished_at, duration_ms, rolled_back_to
 FROM deployment_history
 WHERE deployment_id = :deployment_id
   AND status = 'healthy'
@@ -398,7 +413,7 @@ LIMIT 1;
 -- name: history
 -- The newest attempts of one deployment, newest first, at most the limit.
 SELECT id, deployment_id, generation, action, status, image_ref, sha, values_override, digest,
-       message, daemon, started_at, finished_at, duration_ms
+       message, daemon, started_at, finished_at, duration_ms, rolled_back_to
 FROM deployment_history
 WHERE deployment_id = :deployment_id
 ORDER BY id DESC
@@ -497,6 +512,95 @@ WHERE o.deployment_id <> :deployment_id
 ORDER BY o.kind, o.namespace, o.name;
 
 
+-- name: inventory_of
+-- The objects one deployment owns, in a stable order.  Always applies.
+SELECT api_version, kind, namespace, name
+FROM deployment_objects
+WHERE deployment_id = :deployment_id
+ORDER BY api_group, kind, namespace, name;
+
+-- name: all_inventory
+-- Every owned object with its owner: what the daemon's watches must cover.  Always applies.
+SELECT o.deployment_id, o.api_version, o.kind, o.namespace, o.name
+FROM deployment_objects o;
+
+-- name: forget_objects
+-- Drop objects from one deployment's inventory (pruned, deleted, or no longer its own).
+DELETE FROM deployment_objects o
+USING unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS text[]),
+             CAST(:names AS text[])) AS w(api_group, kind, namespace, name)
+WHERE o.deployment_id = :deployment_id
+  AND (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name);
+
+-- name: mark_applied
+-- The objects of one deployment an attempt has just applied.
+UPDATE deployment_objects o
+SET applied_at = now(), updated_at = now()
+FROM unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS text[]),
+            CAST(:names AS text[])) AS w(api_group, kind, namespace, name)
+WHERE o.deployment_id = :deployment_id
+  AND (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name);
+
+-- name: record_object_health
+-- The health the watch last saw of owned objects; rows whose health and message are unchanged
+-- are left alone (updated_at says when it last changed).
+UPDATE deployment_objects o
+SET health = w.health, message = w.message, updated_at = now()
+FROM unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS text[]),
+            CAST(:names AS text[]), CAST(:healths AS text[]), CAST(:messages AS text[]))
+     AS w(api_group, kind, namespace, name, health, message)
+WHERE (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name)
+  AND (o.health, o.message) IS DISTINCT FROM (w.health, w.message);
+
+
+-- ============================================================== live state
+
+-- name: request_heal
+-- The watch saw managed objects changed or deleted by someone else: ask for a heal (the claim
+-- takes it).  Precondition: the deployment's objects are meant to be on the cluster as last
+-- applied (active or rollback, and healthy, degraded or drifted) and no heal is pending.
+UPDATE deployments
+SET heal_requested_at = now()
+WHERE id = ANY(CAST(:ids AS bigint[]))
+  AND heal_requested_at IS NULL
+  AND desired_status IN ('active', 'rollback')
+  AND current_status IN ('healthy', 'degraded', 'drifted')
+RETURNING id;
+
+-- name: record_health_change
+-- A health change seen after the rollout (healthy <-> degraded): the row's status and message,
+-- and one history row, in one statement.  Precondition: no attempt holds the row and its
+-- status is still the one the change starts from.
+WITH changed AS (
+    UPDATE deployments
+    SET current_status = :to_status, status_message = :message, status_changed_at = now()
+    WHERE id = :id AND current_status = :from_status AND claimed_by IS NULL
+      AND attempt_started_at IS NULL
+    RETURNING id, generation, current_image_ref, current_sha, current_values, applied_digest
+)
+INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref, sha,
+                                values_override, digest, message, daemon, started_at,
+                                finished_at, duration_ms)
+SELECT id, generation, 'health', :to_status, coalesce(current_image_ref, ''), current_sha,
+       coalesce(current_values, '{}'::jsonb), applied_digest, :message, :daemon,
+       clock_timestamp(), clock_timestamp(), 0
+FROM changed
+RETURNING deployment_id;
+
+-- name: watched_deployments
+-- The deployments whose objects the daemon watches for health and drift, with their status.
+SELECT id, project, environment, current_status, desired_status, paused, self_heal
+FROM deployments
+WHERE current_status IN ('healthy', 'degraded', 'drifted');
+
+-- name: history_entry
+-- One history row by id; no row when there is none.
+SELECT id, deployment_id, generation, action, status, image_ref, sha, values_override, digest,
+       message, daemon, started_at, finished_at, duration_ms, rolled_back_to
+FROM deployment_history
+WHERE id = :id;
+
+
 -- ============================================================== history retention
 
 -- name: prune_history
@@ -517,6 +621,8 @@ WITH healthy AS (
     WHERE rank <= 2
     UNION
     SELECT max(id) FROM deployment_history WHERE deployment_id IS NOT NULL GROUP BY deployment_id
+    UNION
+    SELECT rollback_to FROM deployments WHERE rollback_to IS NOT NULL
 )
 DELETE FROM deployment_history
 WHERE id IN (

@@ -9,6 +9,7 @@ from reconciler.db.attempts import Attempts
 from reconciler.db.connection import create_engine
 from reconciler.db.day_two import DayTwo
 from reconciler.db.inventory import Inventory
+from reconciler.db.live_state import LiveState
 from reconciler.db.ops_repos import OpsRepos
 from reconciler.db.policies import Policies
 from reconciler.db.queries import query
@@ -18,7 +19,7 @@ from reconciler.db.writers import Writers
 from reconciler.errors import DatabaseError
 
 
-class Store(OpsRepos, Policies, Writers, Attempts, DayTwo, Reads, Retention, Inventory):
+class Store(OpsRepos, Policies, Writers, Attempts, DayTwo, Reads, Retention, Inventory, LiveState):
     """The database, for the daemon and the CLI.  Create with :meth:`connect`."""
 
     def __init__(self, *, url: str, engine: AsyncEngine) -> None:

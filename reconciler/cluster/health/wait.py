@@ -123,12 +123,14 @@ async def wait_healthy(
     poll_interval_s: float = 0.5,
     should_stop: Callable[[], Awaitable[bool]] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> HealthOutcome:
     """Poll ``refs`` until all are healthy (or suspended), one is degraded, time runs out or
     ``should_stop()`` says so.
 
     Objects already healthy are not read again.  Transient KubernetesErrors from the callables
-    are retried on the next poll; permanent ones propagate.
+    are retried on the next poll; permanent ones propagate.  ``pause`` waits between polls (a
+    watch cache's wait for a change, instead of a fixed sleep).
     """
     pending = list(dict.fromkeys(refs))
     latest: dict[ObjectRef, Health] = {}
@@ -163,4 +165,4 @@ async def wait_healthy(
                 reason="Timeout",
                 timed_out=True,
             )
-        await asyncio.sleep(min(poll_interval_s, remaining))
+        await pause(min(poll_interval_s, remaining))

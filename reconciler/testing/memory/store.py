@@ -10,9 +10,27 @@ from typing import Any
 
 from reconciler.decide import row_transition
 from reconciler.errors import DatabaseUnavailable
-from reconciler.model import AttemptResult, Deployment, HistoryEntry, ObjectRef, OpsRepo, RepoPolicy
+from reconciler.model import (
+    AttemptResult,
+    Deployment,
+    HistoryEntry,
+    ObjectHealth,
+    ObjectRef,
+    OpsRepo,
+    RepoPolicy,
+)
+from reconciler.testing.memory.inventory import InventoryMemory, Key, key_of
 
-_DESIRED = ("image_ref", "desired_status", "values_override", "namespace", "ops_repo_id")
+_DESIRED = (
+    "image_ref",
+    "desired_status",
+    "values_override",
+    "namespace",
+    "ops_repo_id",
+    "rollback_to",
+)
+_SETTINGS = ("self_heal", "prune_all_allowed")
+"""Columns a pipeline writes that are not desired state: no new generation."""
 
 
 def _utcnow() -> dt.datetime:
@@ -26,7 +44,7 @@ class LostAcknowledgement:
     error: BaseException = field(default_factory=lambda: DatabaseUnavailable("connection lost"))
 
 
-class InMemoryStore:
+class InMemoryStore(InventoryMemory):
     """:class:`reconciler.ports.DaemonStore` over dicts."""
 
     def __init__(self, *, clock: Callable[[], dt.datetime] = _utcnow) -> None:
@@ -36,8 +54,10 @@ class InMemoryStore:
         self.repos: dict[int, OpsRepo] = {}
         self.faults: dict[str, list[BaseException | LostAcknowledgement]] = {}
         self.policies: dict[int, RepoPolicy] = {}
-        self.owners: dict[tuple[str, str, str, str], int] = {}
+        self.owners: dict[Key, int] = {}
         """The inventory: (API group, kind, namespace, name) -> deployment id."""
+        self.objects: dict[Key, ObjectRef] = {}
+        self.object_health: dict[Key, ObjectHealth] = {}
         self.calls: list[str] = []
 
     # ------------------------------------------------------------ what writers do
@@ -91,11 +111,11 @@ class InMemoryStore:
 
     def set_desired(self, deployment_id: int, **changes: Any) -> Deployment:
         """A pipeline's UPDATE: the trigger bumps the generation when desired state changes."""
-        unknown = set(changes) - set(_DESIRED)
+        unknown = set(changes) - set(_DESIRED) - set(_SETTINGS)
         if unknown:
             raise ValueError(f"not a desired-state column: {sorted(unknown)}")
         row = self.deployments[deployment_id]
-        bump = any(getattr(row, k) != v for k, v in changes.items())
+        bump = any(getattr(row, k) != v for k, v in changes.items() if k in _DESIRED)
         generation = row.generation + 1 if bump else row.generation
         return self._put(row, generation=generation, **changes)
 
@@ -134,12 +154,14 @@ class InMemoryStore:
             return True
         if row.current_status == "failed" and row.next_attempt_at and row.next_attempt_at <= now:
             return True
+        if row.heal_requested_at is not None:
+            return True
         repo = self.repos.get(row.ops_repo_id)
         sha = repo.last_sha if repo is not None else None
         return (
             sha is not None
             and row.desired_status in ("active", "rollback")
-            and row.current_status in ("healthy", "failed")
+            and row.current_status in ("healthy", "failed", "degraded", "drifted")
             and row.rendered_sha != sha
         )
 
@@ -207,16 +229,28 @@ class InMemoryStore:
         return renewed
 
     async def mark_converged(
-        self, *, deployment_id: int, daemon_id: str, generation: int, sha: str | None
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        generation: int,
+        sha: str | None,
+        heal_seen: dt.datetime | None = None,
     ) -> None:
         self._fault("mark_converged")
         row = self.deployments[deployment_id]
         if row.claimed_by == daemon_id:
+            healed = (
+                heal_seen is not None
+                and row.heal_requested_at is not None
+                and row.heal_requested_at <= heal_seen
+            )
             self._put(
                 row,
                 observed_generation=generation,
                 current_sha=sha,
                 rendered_sha=sha if sha is not None else row.rendered_sha,
+                heal_requested_at=None if healed else row.heal_requested_at,
                 claimed_by=None,
                 lease_expires_at=None,
             )
@@ -273,6 +307,7 @@ class InMemoryStore:
             message=result.message,
             daemon=daemon_id,
             started_at=started_at,
+            rolled_back_to=result.rolled_back_to,
         )
         if lost is not None:
             raise lost.error
@@ -302,7 +337,12 @@ class InMemoryStore:
             if restores or not t.restores_desired:
                 changes["observed_generation"] = t.observed_generation
             repo = self.repos.get(row.ops_repo_id)
-            changes["rendered_sha"] = result.sha or (repo and repo.last_sha) or row.rendered_sha
+            changes["rendered_sha"] = (
+                result.rendered_sha or result.sha or (repo and repo.last_sha) or row.rendered_sha
+            )
+            heal = row.heal_requested_at
+            if heal is not None and row.attempt_started_at and heal <= row.attempt_started_at:
+                changes["heal_requested_at"] = None
             if row.generation == generation:
                 # As finish_attempt's SQL: a redeploy request is done with once observed.
                 changes.update(redeploy_requested_at=None, redeploy_restart=False)
@@ -320,6 +360,7 @@ class InMemoryStore:
                 image_ref=result.image_ref,
                 values_override=result.values_override,
                 desired_status="active",
+                rollback_to=None,
                 generation=row.generation + 1,
             )
         self._put(row, **changes)
@@ -338,6 +379,7 @@ class InMemoryStore:
         message: str,
         daemon: str | None,
         started_at: dt.datetime,
+        rolled_back_to: int | None = None,
     ) -> None:
         finished = self.clock()
         self.history.append(
@@ -356,6 +398,7 @@ class InMemoryStore:
                 started_at=started_at,
                 finished_at=finished,
                 duration_ms=int((finished - started_at).total_seconds() * 1000),
+                rolled_back_to=rolled_back_to,
             )
         )
 
@@ -379,7 +422,7 @@ class InMemoryStore:
             if (
                 entry.deployment_id == deployment_id
                 and entry.status == "healthy"
-                and entry.action in ("deploy", "rollback")
+                and entry.action in ("deploy", "rollback", "redeploy")
                 and entry.image_ref != other_than_image
             ):
                 return entry
@@ -407,7 +450,7 @@ class InMemoryStore:
         self, *, deployment_id: int, refs: Sequence[ObjectRef]
     ) -> list[tuple[ObjectRef, str]]:
         self._fault("claim_objects")
-        keys = [(r.api_version.rpartition("/")[0], r.kind, r.namespace or "", r.name) for r in refs]
+        keys = [key_of(r) for r in refs]
         taken = []
         for ref, key in zip(refs, keys, strict=True):
             owner = self.owners.get(key, deployment_id)
@@ -416,6 +459,7 @@ class InMemoryStore:
                 taken.append((ref, f"{row.project}/{row.environment}"))
         if not taken:
             self.owners.update(dict.fromkeys(keys, deployment_id))
+            self.objects.update(zip(keys, refs, strict=True))
         return taken
 
     async def prune_history(self, *, keep_days: float, batch: int = 1000) -> int:
