@@ -15,17 +15,19 @@ import contextlib
 import functools
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from reconciler.attempt import CONVERGED, Options, Outcome, run_attempt
+from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
 from reconciler.checkouts import Checkouts
 from reconciler.cluster.kube import Kube
+from reconciler.cluster.live import LiveCache
 from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
 from reconciler.errors import ConfigError, DatabaseError, KubernetesError
 from reconciler.logs import get_logger
-from reconciler.model import AttemptStatus, Deployment, OpsRepo
+from reconciler.model import AttemptStatus, Checkout, Deployment, OpsRepo
+from reconciler.observer import ObservedCache, Observer
 from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
 from reconciler.render.service import PoolRenderer
 from reconciler.render.validation import check_version
@@ -46,7 +48,11 @@ supervisor's reload must not kill a rollout without recording it."""
 
 HISTORY_PRUNE_INTERVAL_S = 3600.0
 
-_SUCCESS = frozenset({AttemptStatus.HEALTHY, AttemptStatus.STOPPED, CONVERGED})
+_SUCCESS = frozenset(
+    {AttemptStatus.HEALTHY, AttemptStatus.STOPPED, AttemptStatus.DELETED, CONVERGED}
+)
+OWNED_SELECTOR = "reconciler.io/project"
+"""What the watches select: every object (and Pod) labelled with an owning deployment."""
 _CONNECT_BACKOFF = Backoff(base_s=0.5, max_s=30.0, jitter=1.0)
 
 ListenerFactory = Callable[[Callable[[str], None], Callable[[], None]], Notifications]
@@ -59,6 +65,8 @@ class _InFlight:
     task: asyncio.Task[Outcome]
     superseded: bool = False
     cancelled: bool = False
+    waiting: bool = False
+    """Applied, waiting for health: holds no concurrency slot."""
 
 
 class Daemon:
@@ -73,6 +81,7 @@ class Daemon:
         renderer: Renderer | None = None,
         fetcher: RepoFetcher | None = None,
         listener: ListenerFactory | None = None,
+        live: ObservedCache | None = None,
     ) -> None:
         self.store = store
         self.kube = kube
@@ -91,7 +100,10 @@ class Daemon:
             ),
             renderer=self._renderer,
             kubernetes_version=settings.kubernetes_version,
+            self_heal=settings.self_heal,
         )
+        self.live = live
+        self.observer: Observer | None = None
         self._listener = listener or self._default_listener
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -103,6 +115,16 @@ class Daemon:
         )
         self._repos = Checkouts(store=store, fetcher=fetcher, wake=self._wake.set)
         self._once = False
+        if live is not None:
+            self.observer = Observer(
+                cache=live,
+                store=store,
+                field_manager=settings.field_manager,
+                daemon_id=settings.daemon_id,
+                in_flight=lambda deployment_id: deployment_id in self._in_flight,
+                wake=self._wake.set,
+                full_check_interval_s=settings.drift_check_interval_s,
+            )
 
     def _default_listener(
         self, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]
@@ -135,6 +157,11 @@ class Daemon:
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
         renew_task = asyncio.create_task(self._renew_leases(), name="renew-leases")
         prune_task = asyncio.create_task(self._prune_history(), name="prune-history")
+        observe_task = None
+        if self.observer is not None and not once:
+            observe_task = asyncio.create_task(
+                self.observer.run(stop=self._stopping), name="observe"
+            )
         log.info(
             "daemon_started",
             daemon_id=self.settings.daemon_id,
@@ -147,6 +174,10 @@ class Daemon:
         finally:
             prune_task.cancel()
             await self._shut_down(renew_task=renew_task, listen_task=listen_task)
+            if observe_task is not None:
+                observe_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await observe_task
         failed = [o for o in self.outcomes if o.status not in _SUCCESS]
         log.info("daemon_stopped", reconciled=len(self.outcomes), failed=len(failed))
         return 1 if once and failed else 0
@@ -225,7 +256,8 @@ class Daemon:
         return claimed
 
     async def _claim_and_start(self) -> int:
-        free = self.settings.concurrency - len(self._in_flight)
+        applying = sum(1 for entry in self._in_flight.values() if not entry.waiting)
+        free = self.settings.concurrency - applying
         if free <= 0 or self._stopping.is_set():
             return 0
         claimed = await self.store.claim(
@@ -250,8 +282,15 @@ class Daemon:
         def cancelled() -> bool:
             return entry.cancelled
 
+        def applied() -> None:
+            entry.waiting = True
+            self._wake.set()  # a slot is free
+
+        hooks = Hooks(live=self.live, applied=applied, checkout_at=self._checkout_at(repo))
         task = asyncio.create_task(
-            self._attempt(deployment, repo=repo, superseded=superseded, cancelled=cancelled),
+            self._attempt(
+                deployment, repo=repo, superseded=superseded, cancelled=cancelled, hooks=hooks
+            ),
             name=f"reconcile-{deployment.project}-{deployment.environment}",
         )
         entry = _InFlight(deployment=deployment, task=task)
@@ -265,6 +304,7 @@ class Daemon:
         repo: OpsRepo | None,
         superseded: Callable[[], bool],
         cancelled: Callable[[], bool],
+        hooks: Hooks,
     ) -> Outcome:
         return await run_attempt(
             deployment,
@@ -274,10 +314,18 @@ class Daemon:
             options=self._options,
             superseded=superseded,
             cancelled=cancelled,
+            hooks=hooks,
         )
+
+    def _checkout_at(self, repo: OpsRepo | None) -> Callable[[str], Awaitable[Checkout]] | None:
+        if repo is None:
+            return None
+        return functools.partial(self._repos.checkout_at, repo)
 
     def _done(self, deployment_id: int, task: asyncio.Task[Outcome]) -> None:
         self._in_flight.pop(deployment_id, None)
+        if self.observer is not None:
+            self.observer.attempt_done(deployment_id)
         if task.cancelled():
             return
         error = task.exception()
@@ -390,8 +438,9 @@ async def main(*, settings: Settings, once: bool) -> int:
         store = await _connect_store(settings.database_url, once=once, pool_size=DATABASE_POOL_SIZE)
         try:
             kube = await _connect_kube(settings, once=once)
+            live = LiveCache(kube, label_selector=OWNED_SELECTOR)
             try:
-                daemon = Daemon(store=store, kube=kube, settings=settings)
+                daemon = Daemon(store=store, kube=kube, settings=settings, live=live)
                 loop = asyncio.get_running_loop()
                 for signum in STOP_SIGNALS:
                     loop.add_signal_handler(signum, daemon.stop)
@@ -401,6 +450,7 @@ async def main(*, settings: Settings, once: bool) -> int:
                     for signum in STOP_SIGNALS:
                         loop.remove_signal_handler(signum)
             finally:
+                await live.close()
                 await kube.close()
         finally:
             await store.close()

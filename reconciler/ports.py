@@ -20,9 +20,11 @@ from reconciler.model import (
     Checkout,
     Deployment,
     HistoryEntry,
+    ObjectHealth,
     ObjectRef,
     OpsRepo,
     RepoPolicy,
+    WatchedDeployment,
 )
 
 
@@ -123,6 +125,20 @@ class DaemonStore(AttemptStore, Protocol):
     ) -> None: ...
 
     async def prune_history(self, *, keep_days: float, batch: int = 1000) -> int: ...
+
+    # What the observer (reconciler.observer) reads and writes.
+
+    async def all_inventory(self) -> list[tuple[int, ObjectRef]]: ...
+
+    async def watched_deployments(self) -> list[WatchedDeployment]: ...
+
+    async def request_heal(self, ids: Sequence[int]) -> list[int]: ...
+
+    async def record_health_change(
+        self, *, deployment_id: int, from_status: str, to_status: str, message: str, daemon: str
+    ) -> bool: ...
+
+    async def record_object_health(self, healths: Sequence[ObjectHealth]) -> None: ...
 
 
 class Cluster(Protocol):

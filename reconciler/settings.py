@@ -96,6 +96,16 @@ class Settings:
     """RECONCILER_HISTORY_RETENTION_DAYS: history rows finished longer ago than this are deleted
     in the background (what a rollback needs is always kept).  None, the default, keeps all."""
 
+    self_heal: bool = True
+    """RECONCILER_SELF_HEAL: re-apply managed objects someone else changed or deleted (a
+    deployment's ``self_heal`` column overrides it); false: such deployments show
+    ``drifted``."""
+
+    drift_check_interval_s: float = 300.0
+    """RECONCILER_DRIFT_CHECK_INTERVAL_S: how often every owned object is compared with what
+    the watches hold, besides each watch event (and once at start): what a watch missed, or
+    what changed while the daemon was down, is caught by then."""
+
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``); errors say what is wrong."""
@@ -127,6 +137,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_SHUTDOWN_GRACE_S", "shutdown_grace_s", _positive_seconds)
     take("RECONCILER_HISTORY_RETENTION_DAYS", "history_retention_days", _positive_days)
     take("RECONCILER_KUBERNETES_VERSION", "kubernetes_version", _kubernetes_version)
+    take("RECONCILER_SELF_HEAL", "self_heal", _boolean)
+    take("RECONCILER_DRIFT_CHECK_INTERVAL_S", "drift_check_interval_s", _positive_seconds)
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -148,6 +160,15 @@ def _positive_days(name: str, raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number of days, got {raw!r}")
     return value
+
+
+def _boolean(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _positive_int(name: str, raw: str) -> int:
