@@ -13,16 +13,13 @@ import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 from reconciler import settings as settings_module
-from reconciler.errors import ConfigError, InputError, ReconcilerError
+from reconciler.cli_day_two import add_day_two_commands, connect
+from reconciler.errors import InputError, ReconcilerError
 from reconciler.output import format_table
 from reconciler.settings import Settings
-
-if TYPE_CHECKING:
-    # Imported lazily below: `reconciler render` must start fast, without SQLAlchemy/Alembic.
-    from reconciler.db import Store
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -53,15 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(metavar="COMMAND")
     _add_daemon_commands(commands)
     _add_read_commands(commands)
-    _add_day_two_commands(commands)
+    add_day_two_commands(commands)
     _add_render_command(commands)
     _add_diff_command(commands)
     _add_ops_repo_commands(commands)
     _add_demo_command(commands)
     return parser
-
-
-Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _add_daemon_commands(commands: Commands) -> None:
@@ -96,27 +90,6 @@ def _add_read_commands(commands: Commands) -> None:
     history.add_argument("--limit", type=int, default=20)
     history.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     history.set_defaults(handler=_history)
-
-
-def _add_day_two_commands(commands: Commands) -> None:
-    helps = {
-        "cancel": "cancel the rollout in flight: recorded cancelled, the cluster left as it is",
-        "pause": "leave a deployment alone (no apply) until resumed",
-        "resume": "reconcile a paused deployment again, with whatever changed meanwhile",
-        "retry": "try a parked deployment again (retries spent, or failed permanently)",
-        "redeploy": "apply a deployment again even when nothing changed",
-    }
-    for name, text in helps.items():
-        command = commands.add_parser(name, help=text)
-        command.add_argument("project")
-        command.add_argument("environment")
-        if name == "redeploy":
-            command.add_argument(
-                "--restart",
-                action="store_true",
-                help="also restart its workloads' pods, as `kubectl rollout restart` does",
-            )
-        command.set_defaults(handler=_day_two, command=name)
 
 
 def _add_render_command(commands: Commands) -> None:
@@ -195,16 +168,8 @@ def _add_demo_command(commands: Commands) -> None:
     demo.set_defaults(handler=_demo)
 
 
-async def _connect(settings: Settings) -> Store:
-    from reconciler.db import Store
-
-    if not settings.database_url:
-        raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")
-    return await Store.connect(settings.database_url, pool_size=2)
-
-
 async def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    store = await _connect(settings)
+    store = await connect(settings)
     try:
         before = await store.current_revision()
         await store.migrate()
@@ -238,7 +203,7 @@ def _statuses(text: str) -> list[str]:
 
 
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
-    store = await _connect(settings)
+    store = await connect(settings)
     try:
         rows = await store.status_rows(statuses=args.status, project=args.project)
     finally:
@@ -252,34 +217,8 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _day_two(args: argparse.Namespace, settings: Settings) -> int:
-    """cancel, pause, resume, retry, redeploy: one statement each (queries.sql)."""
-    name = f"{args.project}/{args.environment}"
-    where = {"project": args.project, "environment": args.environment}
-    store = await _connect(settings)
-    try:
-        if args.command == "cancel":
-            generation = await store.cancel(**where)
-            message = f"{name}: cancelling the rollout of generation {generation}"
-        elif args.command in ("pause", "resume"):
-            changed = await store.set_paused(**where, paused=args.command == "pause")
-            state = "paused" if args.command == "pause" else "resumed"
-            message = f"{name}: {state}" if changed else f"{name}: {state} already"
-        elif args.command == "retry":
-            await store.retry(**where)
-            message = f"{name}: un-parked, the daemon tries it again now"
-        else:
-            generation = await store.redeploy(**where, restart=args.restart)
-            restart = ", restarting its workloads" if args.restart else ""
-            message = f"{name}: redeploy asked for (generation {generation}{restart})"
-    finally:
-        await store.close()
-    print(message)
-    return 0
-
-
 async def _history(args: argparse.Namespace, settings: Settings) -> int:
-    store = await _connect(settings)
+    store = await connect(settings)
     try:
         deployment = await store.get_deployment(project=args.project, environment=args.environment)
         if deployment is None:
@@ -347,7 +286,7 @@ async def _diff(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler.cluster.kube import Kube
     from reconciler.output import printable
 
-    store = await _connect(settings)
+    store = await connect(settings)
     try:
         target = await diff.read_target(store, project=args.project, environment=args.environment)
     finally:
@@ -391,7 +330,7 @@ async def _ops_repo_add(args: argparse.Namespace, settings: Settings) -> int:
     validate_repo_url(args.url)
     if args.sync_interval < 0:
         raise InputError("--sync-interval must be 0 or more seconds")
-    store = await _connect(settings)
+    store = await connect(settings)
     try:
         repo = await store.add_ops_repo(
             name=args.name,
@@ -412,7 +351,7 @@ async def _ops_repo_add(args: argparse.Namespace, settings: Settings) -> int:
 async def _ops_repo_list(args: argparse.Namespace, settings: Settings) -> int:
     from reconciler.repos.urls import redact, redact_url
 
-    store = await _connect(settings)
+    store = await connect(settings)
     try:
         repos = await store.list_ops_repos()
     finally:
@@ -444,7 +383,7 @@ async def _ops_repo_sync(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.wait is not None and not args.wait > 0:
         raise InputError("--wait must be a positive number of seconds")
-    store = await _connect(settings)
+    store = await connect(settings)
     try:
         repos = await request_syncs(
             store=store,

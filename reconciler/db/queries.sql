@@ -133,7 +133,9 @@ SET image_ref = CASE WHEN :set_image_ref THEN CAST(:image_ref AS text) ELSE imag
                            THEN CAST(:values_override AS jsonb) ELSE values_override END,
     namespace = CASE WHEN :set_namespace THEN CAST(:namespace AS text) ELSE namespace END,
     ops_repo_id = CASE WHEN :set_ops_repo_id
-                       THEN CAST(:ops_repo_id AS bigint) ELSE ops_repo_id END
+                       THEN CAST(:ops_repo_id AS bigint) ELSE ops_repo_id END,
+    rollback_to = CASE WHEN :set_rollback_to
+                       THEN CAST(:rollback_to AS bigint) ELSE rollback_to END
 WHERE project = :project AND environment = :environment
 RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_override,
           desired_status, current_status, current_image_ref, current_sha, current_values,

@@ -22,6 +22,7 @@ DESIRED_STATE_COLUMNS = (
     "values_override",
     "namespace",
     "ops_repo_id",
+    "rollback_to",
 )
 
 
