@@ -45,11 +45,17 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})
 _CRD_POLL_INTERVAL_S = 0.2
 
 
+def phase_of(kind: str) -> int:
+    """The apply phase of ``kind``, 0 (Namespace) to the last (kinds not listed: custom
+    resources, Ingresses...); objects of a lower phase are applied first."""
+    return _PHASE_OF_KIND.get(kind, _LAST_PHASE)
+
+
 def apply_phases(objects: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
     """Objects grouped into phases applied one after another (pure; order kept within a phase)."""
     phases: list[list[Mapping[str, Any]]] = [[] for _ in range(_LAST_PHASE + 1)]
     for obj in objects:
-        phases[_PHASE_OF_KIND.get(str(obj.get("kind")), _LAST_PHASE)].append(obj)
+        phases[phase_of(str(obj.get("kind")))].append(obj)
     return phases
 
 
