@@ -21,9 +21,11 @@ async def test_a_commit_of_the_checkouts_history_needs_no_sync() -> None:
     await checkouts.ensure({repo.id})
     assert fetcher.fetched == ["ops"]
     at_tip = await checkouts.checkout_at(repo, TIP)
-    assert (at_tip.sha, at_tip.error) == (TIP, None)
+    old = await checkouts.checkout_at(repo, OLD)
+    assert (at_tip.sha, at_tip.error, old.sha, old.error) == (TIP, None, OLD, None)
+    assert at_tip.path != old.path
     assert fetcher.fetched == ["ops"]
-    assert fetcher.at_commits == [("ops", TIP)]
+    assert fetcher.at_commits == [("ops", TIP), ("ops", OLD)]
 
 
 async def test_a_commit_the_checkout_lacks_is_synced_first_then_refused_if_unknown() -> None:

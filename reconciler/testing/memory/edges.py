@@ -96,7 +96,7 @@ class InMemoryFetcher:
         return None
 
     async def contains(self, checkout: Checkout, sha: str) -> bool:
-        return sha == checkout.sha
+        return sha == checkout.sha or (checkout.sha == self.sha and sha in self.history)
 
     async def present(self, checkout: Checkout) -> bool:
         return checkout.name not in self.vanished
