@@ -373,13 +373,13 @@ def _snapshot_at_blocking(
         if head is None:
             raise OpsRepoError(
                 f"{subject.description}: there is no checkout to take commit {sha} from"
-                " (the repo was never synced here)"
+                " (the repo was never synced here, or its checkout is unusable)"
             )
         if not _is_ancestor(checkout, sha, tip=head, budget=budget, subject=subject):
             raise OpsRepoError(
                 f"commit {sha} is not in the history of ops repo '{name}'"
                 f" ({redact_url(url)}, branch '{branch}' at {head[:12]};"
-                " rewritten by a force push?)"
+                " rewritten by a force push, or not synced yet?)"
             )
         return snapshots.at_commit(
             checkout=checkout,
