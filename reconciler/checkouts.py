@@ -123,6 +123,22 @@ class Checkouts:
         await asyncio.wait([self._sync_task(repo)])
         return self._checkouts.get(deployment.ops_repo_id, checkout)
 
+    async def checkout_at(self, repo: OpsRepo, sha: str) -> Checkout:
+        """The checkout of commit ``sha`` of ``repo`` (a rollback renders the exact commit of
+        a healthy attempt), whatever the repo serves now.  When the checkout this daemon holds
+        does not contain ``sha`` (never fetched here, or another daemon synced a newer one) the
+        repo is synced first.  Raises OpsRepoError when ``sha`` is not in its history (a force
+        push rewrote it) or its snapshot cannot be written."""
+        current = self._checkouts.get(repo.id)
+        if (
+            current is None
+            or current.path is None
+            or not await self._fetcher.contains(current, sha)
+        ):
+            # wait() leaves the sync running if this reconcile is cancelled: it is shared.
+            await asyncio.wait([self._sync_task(repo)])
+        return await self._fetcher.at_commit(repo, sha)
+
     async def stop(self) -> None:
         tasks = list(self._syncs.values())
         for task in tasks:

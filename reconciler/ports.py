@@ -261,3 +261,9 @@ class RepoFetcher(Protocol):
     async def present(self, checkout: Checkout) -> bool:
         """Whether the files of ``checkout`` are still on disk (someone may delete them)."""
         ...
+
+    async def at_commit(self, repo: OpsRepo, sha: str) -> Checkout:
+        """A checkout of commit ``sha`` of ``repo``'s history, without fetching nor moving what
+        the repo serves (a rollback renders it); OpsRepoError when ``sha`` is not in that
+        history."""
+        ...

@@ -111,6 +111,24 @@ class GitFetcher:
     async def present(self, checkout: Checkout) -> bool:
         return checkout.path is not None and await asyncio.to_thread(checkout.path.is_dir)
 
+    async def at_commit(self, repo: OpsRepo, sha: str) -> Checkout:
+        """The verified, read-only snapshot of commit ``sha`` of ``repo``'s checkout, written in
+        a thread under the repo's sync lock (``snapshot_at_commit``); the commit served stays
+        served.  OpsRepoError when ``sha`` is not in the history of the checkout's branch (a
+        force push rewrote it, or it is newer than the last sync) or there is no checkout;
+        InputError for a malformed sha."""
+        snapshot = await ops_repo.snapshot_at_commit(
+            name=repo.name,
+            url=repo.repo_url,
+            branch=repo.branch,
+            repos_dir=self.repos_dir,
+            sha=sha,
+            timeout_s=self.timeout_s,
+        )
+        return Checkout(
+            name=repo.name, path=snapshot.path, subdir=repo.path, sha=snapshot.sha, error=None
+        )
+
     async def _served(self, repo: OpsRepo) -> snapshots.Snapshot | None:
         try:
             ops_repo.checkout_dir(repos_dir=self.repos_dir, name=repo.name)

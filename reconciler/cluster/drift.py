@@ -242,8 +242,9 @@ def _parse_item_key(text: str, position: int, decoder: json.JSONDecoder) -> tupl
 # `kubectl scale` has no --field-manager flag and patches the scale subresource without one, so
 # the API server names the manager after the User-Agent's first word: "kubectl" (Update,
 # subresource "scale"), not "kubectl-scale".  `kubectl edit`, `patch`, `label` and `annotate`
-# record "kubectl-edit", "kubectl-patch", "kubectl-label", "kubectl-annotate"; an HPA records
-# "horizontal-pod-autoscaler" through the scale subresource.
+# record "kubectl-edit", "kubectl-patch", "kubectl-label", "kubectl-annotate".  Controllers of
+# kube-controller-manager (the deployment controller, an HPA through the scale subresource) are
+# named after its User-Agent too: "kube-controller-manager".
 
 
 @dataclass(frozen=True)

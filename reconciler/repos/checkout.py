@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import re
 import shutil
@@ -24,7 +25,7 @@ from typing import TypeVar
 from reconciler.errors import InputError, OpsRepoError
 from reconciler.repos import layout, snapshots
 from reconciler.repos.git import Budget, Subject, is_fetch_failure, run_git
-from reconciler.repos.urls import validate_repo_url
+from reconciler.repos.urls import redact_url, validate_repo_url
 
 __all__ = [
     "SyncResult",
@@ -32,6 +33,7 @@ __all__ = [
     "checkout_dir",
     "contains_commit",
     "current_sha",
+    "snapshot_at_commit",
     "sync_repo",
     "sync_snapshot",
 ]
@@ -39,6 +41,7 @@ __all__ = [
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{")
 _SHA_PATTERN = re.compile(r"^[0-9a-f]{4,64}$")
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _CURRENT_SHA_TIMEOUT_S = 30.0
 
 
@@ -64,7 +67,7 @@ class SyncedSnapshot:
     """Whether it differs from the snapshot served before the sync."""
 
 
-_Result = TypeVar("_Result", SyncResult, SyncedSnapshot)
+_Result = TypeVar("_Result", SyncResult, SyncedSnapshot, snapshots.Snapshot)
 
 
 def checkout_dir(*, repos_dir: Path, name: str) -> Path:
@@ -117,15 +120,13 @@ def contains_commit(checkout: Path, sha: str, *, tip: str = "HEAD") -> bool:
         return False
     if not _SHA_PATTERN.match(sha) or not (checkout / ".git").is_dir():
         return False
-    outcome = run_git(
-        _in_checkout(checkout, "merge-base", "--is-ancestor", sha, tip),
-        cwd=checkout,
+    return _is_ancestor(
+        checkout,
+        sha,
+        tip=tip,
         budget=Budget.start(_CURRENT_SHA_TIMEOUT_S),
         subject=Subject(description=f"ops repo checkout {checkout}", url=""),
-        action="comparing commits",
-        check=False,
     )
-    return outcome.returncode == 0
 
 
 def _in_checkout(checkout: Path, *args: str) -> list[str]:
@@ -359,6 +360,50 @@ def _snapshot_head_if_possible(*, repos_dir: Path, name: str, budget: Budget) ->
             )
 
 
+def _snapshot_at_blocking(
+    *, name: str, url: str, branch: str, repos_dir: Path, budget: Budget, sha: str
+) -> snapshots.Snapshot:
+    subject = Subject.for_repo(name=name, url=url, branch=branch)
+    repos_dir = repos_dir.absolute()
+    _create(repos_dir, subject=subject)
+    with layout.exclusive(repos_dir=repos_dir, name=name, budget=budget, subject=subject):
+        snapshots.remove_staging(repos_dir=repos_dir, name=name)
+        checkout = checkout_dir(repos_dir=repos_dir, name=name)
+        head = _head_sha(checkout, budget=budget, subject=subject)
+        if head is None:
+            raise OpsRepoError(
+                f"{subject.description}: there is no checkout to take commit {sha} from"
+                " (the repo was never synced here, or its checkout is unusable)"
+            )
+        if not _is_ancestor(checkout, sha, tip=head, budget=budget, subject=subject):
+            raise OpsRepoError(
+                f"commit {sha} is not in the history of ops repo '{name}'"
+                f" ({redact_url(url)}, branch '{branch}' at {head[:12]};"
+                " rewritten by a force push, or not synced yet?)"
+            )
+        return snapshots.at_commit(
+            checkout=checkout,
+            repos_dir=repos_dir,
+            name=name,
+            sha=sha,
+            budget=budget,
+            subject=subject,
+        )
+
+
+def _is_ancestor(checkout: Path, sha: str, *, tip: str, budget: Budget, subject: Subject) -> bool:
+    # Exit 1: not an ancestor; 128: git does not know the commit at all.  Both mean the same.
+    outcome = run_git(
+        _in_checkout(checkout, "merge-base", "--is-ancestor", sha, tip),
+        cwd=checkout,
+        budget=budget,
+        subject=subject,
+        action=f"looking for commit {sha} in the history of {tip}",
+        check=False,
+    )
+    return outcome.returncode == 0
+
+
 def _validate(*, name: str, url: str, branch: str, timeout_s: float) -> None:
     checkout_dir(repos_dir=Path(), name=name)
     validate_repo_url(url)
@@ -387,6 +432,31 @@ async def _in_thread(
         # The thread cannot be interrupted, but it watches this flag and kills git promptly.
         cancelled.set()
         raise
+
+
+async def snapshot_at_commit(
+    *, name: str, url: str, branch: str, repos_dir: Path, sha: str, timeout_s: float = 60.0
+) -> snapshots.Snapshot:
+    """The read-only, verified snapshot of commit ``sha`` (a full commit id) of the checkout of
+    ``repos_dir / name``, written under the repo's lock like a sync but never served nor
+    fetched: what a rollback renders from (``reconciler.repos.snapshots.at_commit``).
+
+    Raises InputError for an invalid name, URL, branch or commit id, and OpsRepoError when the
+    repo has no checkout, when ``sha`` is not in the history of its branch (a force push
+    rewrote it, or the commit is newer than the last sync), or when the snapshot cannot be
+    written.
+    """
+    sha = sha.strip().lower()
+    if not _FULL_SHA.match(sha):
+        raise InputError(f"{sha[:80]!r} is not a full commit id (40 or 64 hex digits)")
+    return await _in_thread(
+        functools.partial(_snapshot_at_blocking, sha=sha),
+        name=name,
+        url=url,
+        branch=branch,
+        repos_dir=repos_dir,
+        timeout_s=timeout_s,
+    )
 
 
 async def sync_repo(

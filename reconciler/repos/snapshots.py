@@ -7,6 +7,9 @@ verified against the commit, made read-only, then renamed into place, so a snaps
 ever absent or whole.  ``.snapshots/<name>/.current`` names the snapshot being served; it moves
 only after its snapshot is complete, so a failed sync leaves the last good one served.
 
+:func:`at_commit` writes the snapshot of an older commit of the checkout's history the same way
+(a rollback renders the exact commit of a healthy attempt) without serving it.
+
 Everything here blocks and runs under the repo's sync lock (``reconciler.repos.layout``).
 """
 
@@ -24,11 +27,21 @@ from reconciler.errors import OpsRepoError
 from reconciler.repos.git import Budget, Subject, run_git
 from reconciler.repos.layout import remove_path
 
-__all__ = ["KEEP_PER_REPO", "Snapshot", "publish", "remove_staging", "serving", "snapshot_root"]
+__all__ = [
+    "KEEP_PER_REPO",
+    "Snapshot",
+    "at_commit",
+    "publish",
+    "remove_staging",
+    "serving",
+    "snapshot_root",
+]
 
 KEEP_PER_REPO = 3
-"""Snapshots kept per repo: the served one and the newest others (an attempt may still be
-rendering from the previous one; one whose snapshot is removed fails transiently and retries)."""
+"""Snapshots kept per repo: the served one and the ``KEEP_PER_REPO - 1`` newest others by
+modification time (an attempt may still be rendering from the previous one; one whose snapshot
+is removed fails transiently and retries).  A snapshot written or reused counts as new, so one
+:func:`at_commit` just made survives the next sync."""
 
 _SNAPSHOTS = ".snapshots"
 _CURRENT = ".current"
@@ -74,6 +87,39 @@ def publish(
     """Make sure commit ``sha`` of the git checkout ``checkout`` has its snapshot, serve it, and
     remove all but the newest :data:`KEEP_PER_REPO` snapshots.  OpsRepoError when it cannot be
     written (the snapshot served before stays served)."""
+    snapshot = _ensure(
+        checkout=checkout, repos_dir=repos_dir, name=name, sha=sha, budget=budget, subject=subject
+    )
+    try:
+        _write_current(snapshot.path.parent, sha)
+    except OSError as exc:
+        raise OpsRepoError(
+            f"{subject.description}: cannot serve the snapshot of {sha}"
+            f" in {snapshot.path.parent}: {exc}"
+        ) from exc
+    _prune(snapshot.path.parent, keep={sha})
+    return snapshot
+
+
+def at_commit(
+    *, checkout: Path, repos_dir: Path, name: str, sha: str, budget: Budget, subject: Subject
+) -> Snapshot:
+    """Make sure commit ``sha`` of the git checkout ``checkout`` has its snapshot, verified as
+    :func:`publish` does, without serving it; the served one and this one are kept when older
+    snapshots are removed.  The caller checked that ``sha`` is in the checkout's history.
+    OpsRepoError when it cannot be written."""
+    snapshot = _ensure(
+        checkout=checkout, repos_dir=repos_dir, name=name, sha=sha, budget=budget, subject=subject
+    )
+    served = serving(repos_dir=repos_dir, name=name)
+    _prune(snapshot.path.parent, keep={sha} | ({served.sha} if served else set()))
+    return snapshot
+
+
+def _ensure(
+    *, checkout: Path, repos_dir: Path, name: str, sha: str, budget: Budget, subject: Subject
+) -> Snapshot:
+    """The snapshot of ``sha``, written now when it is not on disk yet."""
     if not _SHA_NAME.match(sha):
         raise OpsRepoError(f"{subject.description}: {sha!r} is not a commit id")
     root = snapshot_root(repos_dir=repos_dir, name=name)
@@ -81,15 +127,13 @@ def publish(
     try:
         root.mkdir(parents=True, exist_ok=True)
         if target.is_dir():
-            os.utime(target)  # served again (a reverted history): it counts as new
+            os.utime(target)  # used again (a reverted history, a rollback): it counts as new
         else:
             _materialise(checkout=checkout, root=root, sha=sha, budget=budget, subject=subject)
-        _write_current(root, sha)
     except OSError as exc:
         raise OpsRepoError(
             f"{subject.description}: cannot write the snapshot of {sha} in {root}: {exc}"
         ) from exc
-    _prune(root, keep=sha)
     return Snapshot(path=target, sha=sha)
 
 
@@ -168,8 +212,9 @@ def _write_current(root: Path, sha: str) -> None:
         raise
 
 
-def _prune(root: Path, *, keep: str) -> None:
-    snapshots = [p for p in root.iterdir() if _SHA_NAME.match(p.name) and p.name != keep]
+def _prune(root: Path, *, keep: set[str]) -> None:
+    """Remove the snapshots neither named in ``keep`` nor among the newest others."""
+    snapshots = [p for p in root.iterdir() if _SHA_NAME.match(p.name) and p.name not in keep]
     with_times = []
     for path in snapshots:
         with contextlib.suppress(FileNotFoundError):

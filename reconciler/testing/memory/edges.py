@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.errors import OpsRepoError
 from reconciler.model import Checkout, OpsRepo
 from reconciler.ports import RenderedManifests, RenderRequest
 
@@ -69,10 +70,15 @@ class InMemoryRenderer:
 
 
 class InMemoryFetcher:
-    """:class:`reconciler.ports.RepoFetcher`: every repo is at ``sha``."""
+    """:class:`reconciler.ports.RepoFetcher`: every repo is at ``sha``, with ``history`` (older
+    commits) behind it."""
 
-    def __init__(self, *, sha: str = "a" * 40) -> None:
+    def __init__(self, *, sha: str = "a" * 40, history: tuple[str, ...] = ()) -> None:
         self.sha = sha
+        self.history: set[str] = set(history)
+        """Commits :meth:`at_commit` finds besides ``sha`` (a test adds and removes them)."""
+        self.at_commits: list[tuple[str, str]] = []
+        """(repo name, sha) of every :meth:`at_commit` asked."""
         self.fetched: list[str] = []
         self.vanished: set[str] = set()
         """Repos whose checkout a test deleted: gone until the next fetch."""
@@ -90,10 +96,20 @@ class InMemoryFetcher:
         return None
 
     async def contains(self, checkout: Checkout, sha: str) -> bool:
-        return sha == checkout.sha
+        return sha == checkout.sha or (checkout.sha == self.sha and sha in self.history)
 
     async def present(self, checkout: Checkout) -> bool:
         return checkout.name not in self.vanished
+
+    async def at_commit(self, repo: OpsRepo, sha: str) -> Checkout:
+        self.at_commits.append((repo.name, sha))
+        if sha != self.sha and sha not in self.history:
+            raise OpsRepoError(
+                f"commit {sha} is not in the history of ops repo '{repo.name}'"
+                " (rewritten by a force push?)"
+            )
+        path = Path("/memory") / repo.name / sha
+        return Checkout(name=repo.name, path=path, subdir=repo.path, sha=sha, error=None)
 
 
 class InMemoryListener:

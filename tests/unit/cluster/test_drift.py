@@ -265,10 +265,26 @@ def test_configmap_data_and_labels_with_dots_read_plainly() -> None:
     live = copy.deepcopy(desired)
     live["data"]["greeting"] = "hi"
     live["metadata"]["labels"]["app.kubernetes.io/name"] = "other"
-    assert drifted_fields(desired=desired, live=live) == [
-        'metadata.labels["app.kubernetes.io/name"]',
-        "data.greeting",
+    paths = drifted_fields(desired=desired, live=live)
+    assert paths == ['metadata.labels["app.kubernetes.io/name"]', "data.greeting"]
+    label = {
+        "manager": "kubectl-label",
+        "operation": "Update",
+        "time": "2026-12-01T15:00:00Z",
+        "fieldsV1": {"f:metadata": {"f:labels": {"f:app.kubernetes.io/name": {}}}},
+    }
+    edit = {
+        "manager": "kubectl-edit",
+        "operation": "Update",
+        "time": "2026-12-01T14:00:00Z",
+        "fieldsV1": {"f:data": {"f:greeting": {}}},
+    }
+    live["metadata"]["managedFields"] = [edit, label]
+    assert changed_by(live=live, paths=paths, our_manager=OURS) == [
+        "kubectl-label (Update)",
+        "kubectl-edit (Update)",
     ]
+    assert changed_by(live=live, paths=paths[1:], our_manager=OURS) == ["kubectl-edit (Update)"]
 
 
 def test_a_removed_label_is_drift_too() -> None:
