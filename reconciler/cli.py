@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import settings as settings_module
-from reconciler.cli_day_two import add_day_two_commands, connect
+from reconciler.cli_day_two import Commands, add_day_two_commands, connect
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.output import format_table
 from reconciler.settings import Settings

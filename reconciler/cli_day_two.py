@@ -88,7 +88,8 @@ async def _ask(store: Store, args: argparse.Namespace) -> str:
     if args.command == "delete":
         deployment = await store.set_desired(**where, desired_status="deleted")
         owned = await store.inventory_of(deployment.id)
-        return f"{name}: deleting the {len(owned)} object(s) it owns (generation {deployment.generation})"
+        generation = deployment.generation
+        return f"{name}: deleting the {len(owned)} object(s) it owns (generation {generation})"
     generation = await store.redeploy(**where, restart=args.restart)
     restart = ", restarting its workloads" if args.restart else ""
     return f"{name}: redeploy asked for (generation {generation}{restart})"
