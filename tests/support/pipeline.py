@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cluster.kube import Kube
-from reconciler.daemon import Daemon
+from reconciler.cluster.live import LiveCache
+from reconciler.daemon import OWNED_SELECTOR, Daemon
 from reconciler.db import Store
 from reconciler.model import Deployment, OpsRepo
 from reconciler.settings import Settings
 from reconciler.testing.fakekube import FakeKube
 from tests.support.applies import count_applies
 from tests.support.gitrepo import OpsRepoDir, app_repo
+from tests.support.kubectl import Kubectl
 from tests.support.waiting import wait_for_value
 
 _POLL_S = 0.05
@@ -35,10 +37,13 @@ class Pipeline:
     ops_repo_id: int = 0
     daemons: list[tuple[Daemon, asyncio.Task[int], Kube]] = dataclasses.field(default_factory=list)
 
-    async def start_daemon(self, **changes: Any) -> Daemon:
+    async def start_daemon(self, *, watch: bool = True, **changes: Any) -> Daemon:
+        """A daemon as ``reconciler run`` starts it (with its watch cache unless ``watch`` is
+        false: then health is polled and nothing observes after the rollout)."""
         settings = dataclasses.replace(self.settings, **changes)
         kube = await Kube.connect(kubeconfig=str(self.kubeconfig))
-        daemon = Daemon(store=self.store, kube=kube, settings=settings)
+        live = LiveCache(kube, label_selector=OWNED_SELECTOR) if watch else None
+        daemon = Daemon(store=self.store, kube=kube, settings=settings, live=live)
         self.daemons.append((daemon, asyncio.create_task(daemon.run()), kube))
         return daemon
 
@@ -46,8 +51,15 @@ class Pipeline:
         for daemon, task, kube in self.daemons:
             daemon.stop()
             await asyncio.wait_for(task, timeout=30)
+            if daemon.live is not None:
+                await daemon.live.close()  # type: ignore[attr-defined]
             await kube.close()
         self.daemons.clear()
+
+    def kubectl(self) -> Kubectl:
+        """kubectl against this pipeline's fakekube (a discovery cache of its own)."""
+        workdir = self.kubeconfig.parent
+        return Kubectl(self.kubeconfig, workdir / "kubectl-cache", workdir)
 
     async def deploy(
         self, project: str, environment: str = "prod", *, image_ref: str = "reg/app:1", **extra: Any
