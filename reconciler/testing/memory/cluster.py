@@ -143,6 +143,11 @@ class InMemoryCluster:
         finally:
             self._watchers.remove(queue)
 
+    @property
+    def open_watches(self) -> int:
+        """How many watches are open."""
+        return len(self._watchers)
+
     def _changed(self, event_type: str, live: dict[str, Any]) -> None:
         """Stamp the next resourceVersion on ``live`` and tell the open watches."""
         self.resource_version += 1
