@@ -192,6 +192,10 @@ class LiveCache:
         group_kind = self._tracked(ref.api_version, ref.kind)
         return self._table.get(group_kind, ref.namespace or "", ref.name)
 
+    def objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Every cached object of ``kind`` (the inventory); LookupError when not tracked."""
+        return list(self._table.all_of(self._tracked(api_version, kind)).values())
+
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """Cached Pods of ``namespace`` matching the label ``selector`` (the syntax of
         :mod:`reconciler.cluster.label_selector`); LookupError when Pods are not tracked,
