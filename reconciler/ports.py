@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -153,13 +153,33 @@ class Cluster(Protocol):
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
 
-    async def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
-        """Delete the object; False when it was gone already."""
-        ...
-
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
 
     async def scale(self, ref: ObjectRef, *, replicas: int) -> None: ...
+
+    async def list_objects(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every ``kind`` matching the selector in all namespaces (with apiVersion and kind),
+        and the list's resourceVersion."""
+        ...
+
+    def watch_objects(
+        self,
+        *,
+        api_version: str,
+        kind: str,
+        label_selector: str,
+        resource_version: str,
+        timeout_s: float,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Raw watch events (``{"type", "object"}``, bookmarks too) in all namespaces from
+        ``resource_version``; 410 Expired raises KubernetesError with status 410."""
+        ...
+
+    async def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
+        """Delete with ``propagationPolicy``; False when the object was already gone."""
+        ...
 
     async def restart(self, ref: ObjectRef, *, at: str) -> None:
         """Roll a workload's pods (``kubectl rollout restart``): ``at`` is an RFC 3339 time."""

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,48 +25,29 @@ from kubernetes.aio.config.config_exception import ConfigException
 from kubernetes.aio.dynamic import DynamicClient
 from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
+from reconciler.cluster.api_status import status_message
+from reconciler.cluster.server_fields import RESTARTED_AT, strip_server_fields
+from reconciler.cluster.watch_events import read_watch_events
 from reconciler.errors import ConfigError, KubernetesError, kubernetes_error
 from reconciler.model import ObjectRef
 from reconciler.retry import Backoff, retry
 
 _T = TypeVar("_T")
 
-# Fields the server owns: sending them is refused (managedFields) or makes the apply a
-# conditional update (resourceVersion).
-_SERVER_OWNED_METADATA = (
-    "managedFields",
-    "resourceVersion",
-    "uid",
-    "creationTimestamp",
-    "generation",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
+__all__ = ["RESTARTED_AT", "Kube", "strip_server_fields"]
+
 _TRANSIENT_STATUSES = frozenset({0, 408, 429, 500, 502, 503, 504})
 # What the client raises when a request fails; _call turns each into a KubernetesError.
 _CLIENT_FAILURES = (ApiException, aiohttp.ClientError, OSError, TimeoutError)
 # The longest Retry-After honoured as asked; a server asking for more gets this much.
 _RETRY_AFTER_MAX_S = 60.0
-
-
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-"""The pod template annotation ``kubectl rollout restart`` sets: changing it rolls the pods."""
+# Items per page of a list: a page is one request, and so one timeout and one retry.
+_LIST_PAGE = 500
 
 
 def _raw(_client: object, data: Any) -> Any:
     """A serializer for the dynamic client that keeps the JSON as plain dicts."""
     return data
-
-
-def strip_server_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``obj`` fit for server-side apply: no status, no server-owned metadata."""
-    body = {k: v for k, v in obj.items() if k != "status"}
-    metadata = dict(body.get("metadata") or {})
-    for key in _SERVER_OWNED_METADATA:
-        metadata.pop(key, None)
-    body["metadata"] = metadata
-    return body
 
 
 class Kube:
@@ -253,6 +233,106 @@ class Kube:
 
         await self._call(f"restart {ref}", call)
 
+    async def list_objects(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every ``kind`` matching ``label_selector`` in all namespaces (items with apiVersion
+        and kind filled in, which list items lack) and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:  # page by page: each page is one request, one timeout, one retry
+            identity, page = await self._list_page(api_version, kind, label_selector, token)
+            items.extend({**identity, **item} for item in page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or None
+            if token is None:
+                return items, str(metadata.get("resourceVersion") or "")
+
+    async def _list_page(
+        self, api_version: str, kind: str, label_selector: str, token: str | None
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        async def call() -> tuple[dict[str, str], dict[str, Any]]:
+            resource = await self._resource(api_version, kind)
+            page: dict[str, Any] = await self._dynamic.get(
+                resource,
+                label_selector=label_selector or None,
+                limit=_LIST_PAGE,
+                _continue=token,
+                serializer=_raw,
+                _request_timeout=self._request_timeout_s,
+                header_params=dict(self._headers),
+            )
+            return {"apiVersion": resource.group_version, "kind": resource.kind}, page
+
+        return await self._call(f"list {kind} ({api_version}) ({label_selector})", call)
+
+    async def watch_objects(
+        self,
+        *,
+        api_version: str,
+        kind: str,
+        label_selector: str,
+        resource_version: str,
+        timeout_s: float,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch ``kind`` in all namespaces from ``resource_version`` (with bookmarks) for at
+        most ``timeout_s``: the raw events ``{"type", "object"}`` until the server ends it.
+
+        An ERROR event raises (410 Expired: list again); a broken connection raises a
+        transient KubernetesError.  Only opening the stream is retried.
+        """
+        what = f"watch {kind} ({api_version}) ({label_selector}) from {resource_version}"
+
+        async def call() -> Any:
+            resource = await self._resource(api_version, kind)
+            return await self._dynamic.request(
+                "get",
+                resource.path(),
+                query_params=[("allowWatchBookmarks", "true")],
+                watch="true",
+                label_selector=label_selector or None,
+                resource_version=resource_version or None,
+                timeout_seconds=max(1, int(timeout_s)),
+                serialize=False,
+                # The server ends the stream at timeoutSeconds; reading may take that long.
+                _request_timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self._request_timeout_s,
+                    sock_read=timeout_s + self._request_timeout_s,
+                ),
+                header_params=dict(self._headers),
+            )
+
+        response = await self._call(what, call)
+        try:
+            async for event in read_watch_events(response.content, what=what):
+                yield event
+        finally:
+            response.close()
+
+    async def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
+        """Delete the object (``propagationPolicy``); False when it was already gone."""
+
+        async def call() -> bool:
+            resource = await self._resource(ref.api_version, ref.kind)
+            try:
+                await self._dynamic.delete(
+                    resource,
+                    name=ref.name,
+                    namespace=ref.namespace if resource.namespaced else None,
+                    propagation_policy=propagation,
+                    serializer=_raw,
+                    _request_timeout=self._request_timeout_s,
+                    header_params=dict(self._headers),
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        return await self._call(f"delete {ref}", call)
+
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         """Whether the server serves ``kind`` in namespaces; None when it does not serve it
         (yet: a CRD in the same render)."""
@@ -377,7 +457,7 @@ def _retryable_cause(error: BaseException) -> BaseException | None:
 def _as_error(exc: BaseException, *, what: str, timeout_s: float) -> KubernetesError:
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
-        message, reason = _status_message(exc)
+        message, reason = status_message(exc.body, reason=str(exc.reason or ""))
         return kubernetes_error(
             f"{what}: {status} {reason}: {message}".rstrip(": "), status=status, reason=reason
         )
@@ -392,32 +472,6 @@ def _as_error(exc: BaseException, *, what: str, timeout_s: float) -> KubernetesE
         status=0,
         reason="Unreachable",
     )
-
-
-def _status_message(exc: ApiException) -> tuple[str, str]:
-    """The message and reason of the Status object the server answered with."""
-    reason = str(exc.reason or "")
-    body = exc.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str) and body:
-        try:
-            status = json.loads(body)
-        except ValueError:
-            return body[:500], reason
-        if isinstance(status, dict):
-            message = str(status.get("message") or "")
-            reason = str(status.get("reason") or reason)
-            causes = (status.get("details") or {}).get("causes") or []
-            fields = [
-                str(c.get("message") or c.get("field"))
-                for c in causes
-                if isinstance(c, dict) and c.get("message") and str(c.get("message")) not in message
-            ]
-            if fields:
-                message = f"{message} ({'; '.join(fields)})" if message else "; ".join(fields)
-            return message, reason
-    return "", reason
 
 
 def _retry_after_s(exc: BaseException | None) -> float | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from reconciler.cluster.label_selector import Selector
+from reconciler.cluster.live_store import group_of
 from reconciler.model import ObjectRef
 
 CLUSTER_SCOPED = frozenset(
@@ -30,6 +33,10 @@ class InMemoryCluster:
         """Who each apply was made as (None: the daemon itself)."""
         self.dry_runs: list[ObjectRef] = []
         """Dry-run applies: answered, never stored."""
+        self.deleted: list[ObjectRef] = []
+        self.resource_version = 0
+        """The last resourceVersion given to a write (each write gets the next one)."""
+        self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
 
     async def apply(
         self, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
@@ -42,7 +49,9 @@ class InMemoryCluster:
         if dry_run:
             self.dry_runs.append(ref)
             return live
+        existed = ref in self.objects
         self.objects[ref] = live
+        self._changed("MODIFIED" if existed else "ADDED", live)
         self.applied.append(ref)
         self.applied_as.append((ref, self.user))
         return live
@@ -71,13 +80,80 @@ class InMemoryCluster:
 
     async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
         self.objects[ref].setdefault("spec", {})["replicas"] = replicas
+        self._changed("MODIFIED", self.objects[ref])
         self.scaled.append((ref, replicas))
 
     async def restart(self, ref: ObjectRef, *, at: str) -> None:
         template = self.objects[ref].setdefault("spec", {}).setdefault("template", {})
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
         annotations["kubectl.kubernetes.io/restartedAt"] = at
+        self._changed("MODIFIED", self.objects[ref])
         self.restarted.append(ref)
+
+    async def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
+        live = self.objects.pop(ref, None)
+        if live is None:
+            return False
+        self.deleted.append(ref)
+        self._changed("DELETED", live)
+        return True
+
+    async def list_objects(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The stored objects of the kind (any version of its group) the selector matches."""
+        selector = Selector.parse(label_selector)
+        items = [
+            copy.deepcopy(obj)
+            for ref, obj in self.objects.items()
+            if _same_kind(ref.api_version, ref.kind, api_version, kind)
+            and selector.matches_object(obj)
+        ]
+        return items, str(self.resource_version)
+
+    async def watch_objects(
+        self,
+        *,
+        api_version: str,
+        kind: str,
+        label_selector: str,
+        resource_version: str,
+        timeout_s: float,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The writes made from now on (``resource_version`` is not replayed: keep it simple),
+        for ``timeout_s``."""
+        selector = Selector.parse(label_selector)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._watchers.append(queue)
+        # A deadline per get, not one timeout around the loop: that would cancel whatever the
+        # consumer does while this generator waits at its yield.
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                try:
+                    event = await asyncio.wait_for(queue.get(), max(remaining, 0.0))
+                except TimeoutError:
+                    return
+                obj = event["object"]
+                if _same_kind(
+                    obj.get("apiVersion", ""), obj.get("kind", ""), api_version, kind
+                ) and selector.matches_object(obj):
+                    yield event
+        finally:
+            self._watchers.remove(queue)
+
+    @property
+    def open_watches(self) -> int:
+        """How many watches are open."""
+        return len(self._watchers)
+
+    def _changed(self, event_type: str, live: dict[str, Any]) -> None:
+        """Stamp the next resourceVersion on ``live`` and tell the open watches."""
+        self.resource_version += 1
+        live.setdefault("metadata", {})["resourceVersion"] = str(self.resource_version)
+        for queue in self._watchers:
+            queue.put_nowait({"type": event_type, "object": copy.deepcopy(live)})
 
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         return kind not in CLUSTER_SCOPED
@@ -89,3 +165,8 @@ class InMemoryCluster:
 
     async def refresh_discovery(self) -> None:
         return None
+
+
+def _same_kind(api_version: str, kind: str, wanted_version: str, wanted_kind: str) -> bool:
+    """Same group and kind (``apps/v1`` and ``apps/v1beta2`` Deployments are one object)."""
+    return kind == wanted_kind and group_of(api_version) == group_of(wanted_version)

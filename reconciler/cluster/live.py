@@ -1,0 +1,276 @@
+"""A watch-fed cache of the live state of the objects the daemon applies.
+
+:class:`LiveCache` lists and then watches each tracked kind across all namespaces, filtered by
+the daemon's label selector, so health, drift and inventory read memory instead of polling the
+API server, and a health wait sleeps until something relevant changes
+(:meth:`LiveCache.wait_changed`).  Each kind's loop is in :mod:`reconciler.cluster.live_watch`,
+the table of objects in :mod:`reconciler.cluster.live_store`.
+
+Cached objects are shared: readers must not change them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from structlog.typing import FilteringBoundLogger
+
+from reconciler.cluster.label_selector import Selector
+from reconciler.cluster.live_store import Change, GroupKind, ObjectTable, group_of
+from reconciler.cluster.live_watch import Counters, KindWatch, WatchSettings
+from reconciler.logs import get_logger
+from reconciler.model import ObjectRef
+from reconciler.retry import Backoff
+
+__all__ = ["Change", "LiveCache", "LiveSource"]
+
+DEFAULT_BACKOFF = Backoff(base_s=0.5, max_s=30.0)
+"""How a kind's loop backs off after failures (with jitter)."""
+
+_POD: GroupKind = ("", "Pod")
+
+
+class LiveSource(Protocol):
+    """Where a cache reads from: :class:`reconciler.cluster.kube.Kube`, or a fake."""
+
+    async def list_objects(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every matching object in all namespaces (with apiVersion and kind), and the list's
+        resourceVersion."""
+        ...
+
+    def watch_objects(
+        self,
+        *,
+        api_version: str,
+        kind: str,
+        label_selector: str,
+        resource_version: str,
+        timeout_s: float,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Raw watch events from ``resource_version`` until the server ends the stream; an
+        expired version raises KubernetesError with status 410."""
+        ...
+
+
+@dataclass
+class _Waiter:
+    """One :meth:`LiveCache.wait_changed` call: what it waits for."""
+
+    keys: frozenset[tuple[str, str, str, str]]
+    namespaces: frozenset[str]
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wants(self, change: Change) -> bool:
+        ref = change.ref
+        if _key(ref) in self.keys:
+            return True
+        pod = (group_of(ref.api_version), ref.kind) == _POD
+        return pod and (ref.namespace or "") in self.namespaces
+
+
+class LiveCache:
+    """The live state of every tracked kind, kept current by watches.
+
+    ``label_selector`` filters every list and watch (the daemon's own objects, and their Pods
+    once pod templates carry the same labels).  ``events_seen``, ``relists``, ``reconnects``
+    and ``failures`` count what the watches did; ``size`` is how many objects are cached.
+    """
+
+    def __init__(
+        self,
+        source: LiveSource,
+        *,
+        label_selector: str,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        watch_timeout_s: float = 300.0,
+        unserved_retry_s: float = 60.0,
+        log: FilteringBoundLogger | None = None,
+    ) -> None:
+        self._source = source
+        self._settings = WatchSettings(
+            label_selector=label_selector,
+            backoff=backoff,
+            watch_timeout_s=watch_timeout_s,
+            unserved_retry_s=unserved_retry_s,
+        )
+        self._log = log if log is not None else get_logger("live")
+        self._counters = Counters()
+        self._table = ObjectTable()
+        self._watches: dict[GroupKind, KindWatch] = {}
+        self._tasks: dict[GroupKind, asyncio.Task[None]] = {}
+        self._subscribers: list[Callable[[Change], None]] = []
+        self._waiters: list[_Waiter] = []
+        self._closed = False
+
+    # ------------------------------------------------------------ counters
+
+    @property
+    def events_seen(self) -> int:
+        """Watch events received, bookmarks included."""
+        return self._counters.events_seen
+
+    @property
+    def relists(self) -> int:
+        """Lists after a kind's first (after 410 Expired)."""
+        return self._counters.relists
+
+    @property
+    def reconnects(self) -> int:
+        """Watches opened again after one ended or failed."""
+        return self._counters.reconnects
+
+    @property
+    def failures(self) -> int:
+        """Lists and watches that failed (410 Expired included)."""
+        return self._counters.failures
+
+    @property
+    def size(self) -> int:
+        """How many objects are cached."""
+        return self._table.size
+
+    # ------------------------------------------------------------ tracking
+
+    def track(self, api_version: str, kind: str) -> None:
+        """Start listing and watching ``kind`` (idempotent; another version of the same group
+        and kind is the same objects, and is read as the version tracked first)."""
+        if self._closed:
+            raise RuntimeError("the live cache is closed")
+        group_kind = (group_of(api_version), kind)
+        if group_kind in self._watches:
+            return
+        self._table.add_kind(group_kind, api_version)
+        watch = KindWatch(
+            source=self._source,
+            api_version=api_version,
+            kind=kind,
+            group_kind=group_kind,
+            table=self._table,
+            settings=self._settings,
+            counters=self._counters,
+            publish=self._publish,
+            log=self._log,
+        )
+        self._watches[group_kind] = watch
+        self._tasks[group_kind] = asyncio.create_task(
+            watch.run(), name=f"live-watch {kind} ({api_version})"
+        )
+
+    def is_synced(self, api_version: str, kind: str) -> bool:
+        """Whether ``kind`` is tracked and its first list is done."""
+        watch = self._watches.get((group_of(api_version), kind))
+        return watch is not None and watch.synced.is_set()
+
+    async def wait_synced(self, *, timeout_s: float) -> None:
+        """Until every tracked kind has completed its first list (a kind the server does not
+        serve counts, as empty); TimeoutError naming the kinds still waited for."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                for watch in list(self._watches.values()):
+                    await watch.synced.wait()
+        except TimeoutError:
+            waiting = ", ".join(
+                f"{watch.kind} ({watch.api_version})"
+                for watch in self._watches.values()
+                if not watch.synced.is_set()
+            )
+            raise TimeoutError(f"not listed within {timeout_s:g}s: {waiting}") from None
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The cached object, or None when it does not exist (as far as the watch knows).
+
+        LookupError when its kind is not tracked: None would wrongly say "missing".
+        """
+        group_kind = self._tracked(ref.api_version, ref.kind)
+        return self._table.get(group_kind, ref.namespace or "", ref.name)
+
+    def objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Every cached object of ``kind`` (the inventory); LookupError when not tracked."""
+        return list(self._table.all_of(self._tracked(api_version, kind)).values())
+
+    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Cached Pods of ``namespace`` matching the label ``selector`` (the syntax of
+        :mod:`reconciler.cluster.label_selector`); LookupError when Pods are not tracked,
+        InputError when the selector cannot be read."""
+        group_kind = self._tracked("v1", "Pod")
+        parsed = _parse_selector(selector)
+        return [
+            pod
+            for pod in self._table.in_namespace(group_kind, namespace)
+            if parsed.matches_object(pod)
+        ]
+
+    def _tracked(self, api_version: str, kind: str) -> GroupKind:
+        group_kind = (group_of(api_version), kind)
+        if not self._table.holds(group_kind):
+            raise LookupError(f"the live cache does not track {kind} ({api_version})")
+        return group_kind
+
+    # ------------------------------------------------------------ changes
+
+    def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``callback`` for every change after a kind's first list (synthetic ones after
+        a relist too); returns the function that unsubscribes it.  A callback that raises is
+        logged and kept."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback)
+
+    async def wait_changed(
+        self,
+        refs: Collection[ObjectRef],
+        namespaces: Collection[str] = (),
+        *,
+        timeout_s: float,
+    ) -> bool:
+        """True as soon as one of ``refs`` or any Pod in ``namespaces`` changes; False when
+        ``timeout_s`` passes first."""
+        waiter = _Waiter(
+            keys=frozenset(_key(ref) for ref in refs), namespaces=frozenset(namespaces)
+        )
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await waiter.woken.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.remove(waiter)
+
+    def _publish(self, change: Change) -> None:
+        for waiter in self._waiters:
+            if waiter.wants(change):
+                waiter.woken.set()
+        for callback in list(self._subscribers):
+            try:
+                callback(change)
+            except Exception as exc:  # one bad subscriber must not stop the watch
+                self._log.error("live_subscriber_failed", ref=str(change.ref), exc_info=exc)
+
+    # ------------------------------------------------------------ closing
+
+    async def close(self) -> None:
+        """Cancel every watch and wait for them to end (each ends at its next await)."""
+        self._closed = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _key(ref: ObjectRef) -> tuple[str, str, str, str]:
+    return (group_of(ref.api_version), ref.kind, ref.namespace or "", ref.name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_selector(selector: str) -> Selector:
+    """Parsed once per distinct selector: health asks with the same ones again and again."""
+    return Selector.parse(selector)
