@@ -3,8 +3,11 @@
 Two halves:
 
 * Pure assessment.  :func:`assess` reads one live object and says whether it is healthy,
-  following the rules of Argo CD's health assessment (gitops-engine ``pkg/health``), so ops
-  engineers who know Argo get the same answers; the rules live in one module per kind group.
+  following the rules of Argo CD's health assessment (gitops-engine ``pkg/health``, plus the
+  CustomResourceDefinition check Argo CD ships as Lua), so ops engineers who know Argo get the
+  same answers; the rules live in one module per kind group (the table is in ``rules``).  A
+  field of the wrong type gives a DEGRADED verdict with reason ``MalformedObject`` naming the
+  field, never an exception.
   :func:`assess_workload_pods` adds a faster verdict for workloads from their pods.
 * Waiting.  :func:`wait_healthy` polls the applied objects over injected reads, so this package
   never imports the Kubernetes client.

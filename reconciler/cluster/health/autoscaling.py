@@ -1,4 +1,23 @@
-"""Argo CD's health rule for HorizontalPodAutoscalers, read from their conditions."""
+"""Argo CD's health rule for HorizontalPodAutoscalers (gitops-engine ``health_hpa.go``).
+
+Where the conditions come from depends on the API version: ``autoscaling/v2`` (and the old
+v2beta1/v2beta2) keep them in ``status.conditions``; ``autoscaling/v1`` has no such field, so
+the API server carries them as JSON in the ``autoscaling.alpha.kubernetes.io/conditions``
+annotation.  No annotation, or an empty list, means "waiting to autoscale".
+
+The conditions are then read in the order the HPA controller wrote them, and the first one
+that decides wins (gitops-engine's ``checkConditions``):
+
+* degraded: ``AbleToScale`` with reason ``FailedGetScale`` or ``FailedUpdateScale``, or
+  ``ScalingActive`` with reason ``FailedGetResourceMetric`` or ``InvalidSelector`` (reason
+  only, whatever the status says);
+* healthy: ``AbleToScale`` or ``ScalingLimited`` with status ``True``.
+
+The controller writes ``AbleToScale`` first, so an autoscaler that can reach its target is
+healthy even when a later ``ScalingActive`` says the metrics are missing: that is
+gitops-engine's answer (its "all conditions must be healthy" fix, argoproj/gitops-engine#624,
+was never merged), and parity is the point of this module.
+"""
 
 from __future__ import annotations
 
@@ -6,60 +25,56 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.cluster.health.fields import lookup, mappings, text
+from reconciler.cluster.health.fields import (
+    Condition,
+    MalformedField,
+    annotation,
+    conditions,
+    parse_conditions,
+    string,
+)
 from reconciler.cluster.health.verdict import Health, HealthStatus
 
-# HPA conditions, as Argo reads them: these (type, reason) pairs mean the autoscaler is broken...
-_HPA_DEGRADED = frozenset(
+V1_CONDITIONS_ANNOTATION = "autoscaling.alpha.kubernetes.io/conditions"
+
+_DEGRADED = frozenset(
     {
         ("AbleToScale", "FailedGetScale"),
         ("AbleToScale", "FailedUpdateScale"),
+        ("ScalingActive", "FailedGetResourceMetric"),
         ("ScalingActive", "InvalidSelector"),
     }
 )
-# ...and these mean it has done its job at least once.
-_HPA_HEALTHY = frozenset(
-    {
-        ("AbleToScale", "SucceededRescale"),
-        ("ScalingLimited", "DesiredWithinRange"),
-        ("ScalingLimited", "TooFewReplicas"),
-        ("ScalingLimited", "TooManyReplicas"),
-    }
-)
-# autoscaling/v1 has no status.conditions: the API server carries them in this annotation.
-_HPA_V1_CONDITIONS_ANNOTATION = "autoscaling.alpha.kubernetes.io/conditions"
+_HEALTHY_WHEN_TRUE = frozenset({"AbleToScale", "ScalingLimited"})
+
+_WAITING = Health(HealthStatus.PROGRESSING, "waiting to autoscale")
 
 
-def _hpa_conditions(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    conditions = mappings(lookup(obj, "status", "conditions"))
-    if conditions:
-        return conditions
-    annotation = lookup(obj, "metadata", "annotations", _HPA_V1_CONDITIONS_ANNOTATION)
-    if isinstance(annotation, str):
-        try:
-            return mappings(json.loads(annotation))
-        except ValueError:
-            # A garbled annotation is the API server's business; treat it as "no verdict yet".
-            return []
-    return []
+def _v1_conditions(obj: Mapping[str, Any]) -> list[Condition]:
+    raw = annotation(obj, V1_CONDITIONS_ANNOTATION)
+    if raw is None:
+        return []
+    path = ("metadata", "annotations", V1_CONDITIONS_ANNOTATION)
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser's stack.
+        problem = f"is not valid JSON ({exc})"
+        raise MalformedField(path, "a JSON list of conditions", raw, problem=problem) from exc
+    return parse_conditions(decoded, path)
 
 
 def hpa_health(obj: Mapping[str, Any]) -> Health:
-    """An HPA: degraded when it cannot scale or read metrics, healthy once it has scaled."""
-    conditions = _hpa_conditions(obj)
-    for condition in conditions:
-        kind = text(condition.get("type"))
-        reason = text(condition.get("reason"))
-        # Argo lists FailedGetResourceMetric; the other FailedGet*Metric reasons (pods, object,
-        # external, container metrics) are the same failure for other metric sources.
-        broken_metrics = (
-            kind == "ScalingActive"
-            and reason.startswith("FailedGet")
-            and condition.get("status") != "True"
-        )
-        if (kind, reason) in _HPA_DEGRADED or broken_metrics:
-            return Health(HealthStatus.DEGRADED, text(condition.get("message")), reason)
-    for condition in conditions:
-        if (text(condition.get("type")), text(condition.get("reason"))) in _HPA_HEALTHY:
-            return Health(HealthStatus.HEALTHY, text(condition.get("message")))
-    return Health(HealthStatus.PROGRESSING, "waiting to autoscale")
+    """An HPA: the first condition that says degraded or healthy decides."""
+    if string(obj, "apiVersion") == "autoscaling/v1":
+        found = _v1_conditions(obj)
+    else:
+        found = conditions(obj)
+    for condition in found:
+        if (condition.type, condition.reason) in _DEGRADED:
+            return Health(
+                HealthStatus.DEGRADED, condition.message or condition.type, condition.reason
+            )
+        if condition.type in _HEALTHY_WHEN_TRUE and condition.true:
+            return Health(HealthStatus.HEALTHY, condition.message or condition.reason)
+    return _WAITING

@@ -1,12 +1,22 @@
-"""Pods: Argo CD's rule for a Pod, and the container findings it rests on (a container waiting
-on CrashLoopBackOff, ImagePullBackOff and the like, or one that exited with an error)."""
+"""Pods: Argo CD's rule for a Pod (gitops-engine ``pkg/health/health_pod.go``), and the
+container findings it rests on (a container waiting on CrashLoopBackOff, ImagePullBackOff and
+the like, or one that exited with an error)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.cluster.health.fields import condition_is_true, count, lookup, mappings, text
+from reconciler.cluster.health.fields import (
+    Path,
+    annotation,
+    count,
+    field,
+    first_condition,
+    located,
+    string,
+    within,
+)
 from reconciler.cluster.health.verdict import Health, HealthStatus
 
 # Container waiting reasons that mean the container will not start without a change.  The
@@ -22,6 +32,11 @@ FAILING_WAIT_REASONS = frozenset(
     }
 )
 
+# Argo CD's opt-in (argo-cd PR #28249): judge a Never/OnFailure pod as if it restarted forever,
+# for pods an operator runs as services.  Ignored on Argo hook pods, which are run-once by design.
+IGNORE_RESTART_POLICY_ANNOTATION = "argocd.argoproj.io/ignore-restart-policy"
+ARGO_HOOK_ANNOTATION = "argocd.argoproj.io/hook"
+
 
 def _is_failing_wait_reason(reason: str) -> bool:
     return (
@@ -32,89 +47,115 @@ def _is_failing_wait_reason(reason: str) -> bool:
     )
 
 
-def _container_statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Init containers first: when one of them fails, the others never start."""
-    return mappings(lookup(pod, "status", "initContainerStatuses")) + mappings(
-        lookup(pod, "status", "containerStatuses")
-    )
+def _statuses(pod: Mapping[str, Any], *, init: bool) -> list[tuple[Path, Mapping[str, Any]]]:
+    """Container statuses with their paths; init containers first when ``init`` is set."""
+    fields = ("initContainerStatuses", "containerStatuses") if init else ("containerStatuses",)
+    return [entry for name in fields for entry in located(pod, "status", name)]
 
 
-def _images_by_container(pod_spec: Any) -> dict[str, str]:
+def _images_by_container(pod: Mapping[str, Any]) -> dict[str, str]:
     images: dict[str, str] = {}
-    for field in ("initContainers", "containers"):
-        for container in mappings(lookup(pod_spec, field)):
-            images[text(container.get("name"))] = text(container.get("image"))
+    for name in ("initContainers", "containers"):
+        for path, container in located(pod, "spec", name):
+            with within(path):
+                images[string(container, "name")] = string(container, "image")
     return images
 
 
-def failing_container(pod: Mapping[str, Any]) -> Health | None:
-    """The first container waiting for a reason that will not clear up by itself."""
-    images = _images_by_container(pod.get("spec"))
-    pod_name = text(lookup(pod, "metadata", "name"))
-    for status in _container_statuses(pod):
-        waiting = lookup(status, "state", "waiting")
-        reason = text(lookup(waiting, "reason"))
-        if not reason or not _is_failing_wait_reason(reason):
-            continue
-        container = text(status.get("name"))
-        image = images.get(container) or text(status.get("image"))
-        parts = [f"pod {pod_name}", f"container {container}", f"image {image}"]
-        kubelet_message = text(lookup(waiting, "message"))
-        if kubelet_message:
-            parts.append(kubelet_message)
-        last_exit = _last_exit(status)
-        if reason == "CrashLoopBackOff" and last_exit:
-            # The back-off message says nothing useful; how the container died does.
-            parts.append(f"last exit: {last_exit}")
-        return Health(HealthStatus.DEGRADED, ": ".join(parts), reason)
+def failing_container(pod: Mapping[str, Any], *, init: bool = True) -> Health | None:
+    """The first container waiting for a reason that will not clear up by itself.
+
+    gitops-engine looks at the app containers only (``init=False``); the fast verdict on a
+    workload's pods also looks at init containers, since when one of them fails the others
+    never start.  Raises MalformedField on a garbled status.
+    """
+    images = _images_by_container(pod)
+    pod_name = string(pod, "metadata", "name")
+    for path, status in _statuses(pod, init=init):
+        with within(path):
+            finding = _waiting_finding(status, pod_name=pod_name, images=images)
+        if finding is not None:
+            return finding
     return None
 
 
+def _waiting_finding(
+    status: Mapping[str, Any], *, pod_name: str, images: Mapping[str, str]
+) -> Health | None:
+    """DEGRADED when this container waits for a failing reason, naming pod, container, image."""
+    reason = string(status, "state", "waiting", "reason")
+    if not reason or not _is_failing_wait_reason(reason):
+        return None
+    container = string(status, "name")
+    image = images.get(container) or string(status, "image")
+    parts = [f"pod {pod_name}", f"container {container}", f"image {image}"]
+    kubelet_message = string(status, "state", "waiting", "message")
+    if kubelet_message:
+        parts.append(kubelet_message)
+    last_exit = _last_exit(status)
+    if reason == "CrashLoopBackOff" and last_exit:
+        # The back-off message says nothing useful; how the container died does.
+        parts.append(f"last exit: {last_exit}")
+    return Health(HealthStatus.DEGRADED, ": ".join(parts), reason)
+
+
 def _last_exit(container_status: Mapping[str, Any]) -> str:
-    terminated = lookup(container_status, "lastState", "terminated")
-    if not isinstance(terminated, Mapping):
+    """How the container's previous run ended, or "" if it has not run before."""
+    if field(container_status, "lastState", "terminated") is None:
         return ""
-    reason = text(terminated.get("reason")) or "terminated"
-    return f"{reason} (exit code {count(terminated.get('exitCode'))})"
+    reason = string(container_status, "lastState", "terminated", "reason") or "terminated"
+    exit_code = count(container_status, "lastState", "terminated", "exitCode")
+    return f"{reason} (exit code {exit_code})"
 
 
 def _pod_failure(pod: Mapping[str, Any]) -> Health:
     """Why a pod in phase Failed failed, as precisely as its status says."""
-    status_reason = text(lookup(pod, "status", "reason"))
-    status_message = text(lookup(pod, "status", "message"))
+    status_reason = string(pod, "status", "reason")
+    status_message = string(pod, "status", "message")
     if status_message:
         return Health(HealthStatus.DEGRADED, status_message, status_reason)
-    for container in _container_statuses(pod):
-        terminated = lookup(container, "state", "terminated")
-        if not isinstance(terminated, Mapping):
-            continue
-        name = text(container.get("name"))
-        reason = text(terminated.get("reason"))
-        exit_code = count(terminated.get("exitCode"))
-        message = text(terminated.get("message"))
-        if message:
-            return Health(HealthStatus.DEGRADED, f"container {name}: {message}", reason)
-        if reason == "OOMKilled" or exit_code != 0:
-            return Health(
-                HealthStatus.DEGRADED,
-                f"container {name} failed with exit code {exit_code}",
-                reason or status_reason,
-            )
+    for path, container in _statuses(pod, init=True):
+        with within(path):
+            finding = _terminated_finding(container, status_reason=status_reason)
+        if finding is not None:
+            return finding
     return Health(HealthStatus.DEGRADED, "failed", status_reason)
 
 
-def _running_pod(pod: Mapping[str, Any], *, restart_policy: str) -> Health:
+def _terminated_finding(container: Mapping[str, Any], *, status_reason: str) -> Health | None:
+    """DEGRADED when this container ended badly (gitops-engine's ``getFailMessage``)."""
+    if field(container, "state", "terminated") is None:
+        return None
+    name = string(container, "name")
+    reason = string(container, "state", "terminated", "reason")
+    exit_code = count(container, "state", "terminated", "exitCode")
+    message = string(container, "state", "terminated", "message")
+    if message:
+        return Health(HealthStatus.DEGRADED, f"container {name}: {message}", reason)
+    if reason == "OOMKilled" or exit_code != 0:
+        return Health(
+            HealthStatus.DEGRADED,
+            f"container {name} failed with exit code {exit_code}",
+            reason or status_reason,
+        )
+    return None
+
+
+def _running_pod(pod: Mapping[str, Any], *, restarts_forever: bool) -> Health:
     """A pod in phase Running: ready, restarting after a failure, or not ready yet."""
-    status_message = text(lookup(pod, "status", "message"))
-    if restart_policy != "Always":
+    status_message = string(pod, "status", "message")
+    if not restarts_forever:
+        # Run-once pods (hooks, a Job's pods) have a finite life: running is not done yet.
         return Health(HealthStatus.PROGRESSING, status_message or "running")
-    if condition_is_true(pod, "Ready"):
+    ready = first_condition(pod, "Ready")
+    if ready is not None and ready.true:
         return Health(HealthStatus.HEALTHY, status_message or "running and ready")
-    for container in mappings(lookup(pod, "status", "containerStatuses")):
-        last_exit = _last_exit(container)
+    for path, container in _statuses(pod, init=False):
+        with within(path):
+            last_exit = _last_exit(container)
+            name = string(container, "name")
+            reason = string(container, "lastState", "terminated", "reason")
         if last_exit:
-            name = text(container.get("name"))
-            reason = text(lookup(container, "lastState", "terminated", "reason"))
             return Health(
                 HealthStatus.DEGRADED,
                 f"container {name} is not ready after it restarted; last exit: {last_exit}",
@@ -123,17 +164,26 @@ def _running_pod(pod: Mapping[str, Any], *, restart_policy: str) -> Health:
     return Health(HealthStatus.PROGRESSING, status_message or "running, not ready")
 
 
+def _restarts_forever(pod: Mapping[str, Any]) -> bool:
+    """restartPolicy Always (the API server's default), or Argo's opt-in annotation."""
+    restart_policy = string(pod, "spec", "restartPolicy") or "Always"
+    if restart_policy == "Always":
+        return True
+    opted_in = annotation(pod, IGNORE_RESTART_POLICY_ANNOTATION) is not None
+    return opted_in and annotation(pod, ARGO_HOOK_ANNOTATION) is None
+
+
 def pod_health(obj: Mapping[str, Any]) -> Health:
     """A Pod, judged by its waiting containers when it restarts forever, else by its phase."""
-    restart_policy = text(lookup(obj, "spec", "restartPolicy")) or "Always"
+    restarts_forever = _restarts_forever(obj)
     # Only pods that restart forever are judged by their waiting containers, as Argo does:
     # a run-once pod (a hook, a Job's pod) is judged by how it ends.
-    if restart_policy == "Always":
-        failing = failing_container(obj)
+    if restarts_forever:
+        failing = failing_container(obj, init=False)
         if failing is not None:
             return failing
-    phase = text(lookup(obj, "status", "phase"))
-    status_message = text(lookup(obj, "status", "message"))
+    phase = string(obj, "status", "phase")
+    status_message = string(obj, "status", "message")
     if phase == "Pending":
         return Health(HealthStatus.PROGRESSING, status_message or "pending")
     if phase == "Succeeded":
@@ -141,6 +191,6 @@ def pod_health(obj: Mapping[str, Any]) -> Health:
     if phase == "Failed":
         return _pod_failure(obj)
     if phase == "Running":
-        return _running_pod(obj, restart_policy=restart_policy)
-    # Phase Unknown (node unreachable) or not reported yet: it may still come right.
+        return _running_pod(obj, restarts_forever=restarts_forever)
+    # Phase Unknown (node unreachable) or not reported yet: Argo says Unknown; we keep waiting.
     return Health(HealthStatus.PROGRESSING, status_message or f"phase {phase or 'not reported'}")

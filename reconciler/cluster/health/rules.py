@@ -1,13 +1,21 @@
-"""Which rule judges which kind, and :func:`assess`: the health of one live object."""
+"""Which rule judges which kind, and :func:`assess`: the health of one live object.
+
+The table follows gitops-engine's ``GetHealthCheckFunc`` (``pkg/health/health.go``), plus the
+CustomResourceDefinition check Argo CD ships as Lua.  Kinds without a rule are healthy once
+they exist.  A rule that meets a field of the wrong type (which gitops-engine's typed
+conversion rejects with Unknown) gives a DEGRADED verdict naming the field, never an exception.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reconciler.cluster.health.apiregistration import apiservice_health
 from reconciler.cluster.health.autoscaling import hpa_health
 from reconciler.cluster.health.batch import job_health
-from reconciler.cluster.health.fields import api_group, lookup, text
+from reconciler.cluster.health.extensions import crd_health
+from reconciler.cluster.health.fields import MalformedField, api_group, field, text
 from reconciler.cluster.health.networking import ingress_health, service_health
 from reconciler.cluster.health.pods import pod_health
 from reconciler.cluster.health.storage import pvc_health
@@ -19,7 +27,9 @@ from reconciler.cluster.health.workloads import (
     statefulset_health,
 )
 
-_RULES: dict[tuple[str, str], Callable[[Mapping[str, Any]], Health]] = {
+Rule = Callable[[Mapping[str, Any]], Health]
+
+_RULES: dict[tuple[str, str], Rule] = {
     ("apps", "Deployment"): deployment_health,
     ("apps", "StatefulSet"): statefulset_health,
     ("apps", "DaemonSet"): daemonset_health,
@@ -31,19 +41,41 @@ _RULES: dict[tuple[str, str], Callable[[Mapping[str, Any]], Health]] = {
     ("networking.k8s.io", "Ingress"): ingress_health,
     ("extensions", "Ingress"): ingress_health,
     ("autoscaling", "HorizontalPodAutoscaler"): hpa_health,
+    ("apiregistration.k8s.io", "APIService"): apiservice_health,
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): crd_health,
 }
+
+MALFORMED_REASON = "MalformedObject"
+
+
+def ruled_kinds() -> frozenset[tuple[str, str]]:
+    """Every (API group, kind) that has a rule of its own."""
+    return frozenset(_RULES)
+
+
+def rule_for(api_version: str, kind: str) -> Rule | None:
+    """The rule that judges objects of this apiVersion and kind, if there is one."""
+    return _RULES.get((api_group(api_version), kind))
 
 
 def assess_detail(obj: Mapping[str, Any]) -> Health:
     """Like :func:`assess`, with the bare detail as message (no object name in front)."""
-    if lookup(obj, "metadata", "deletionTimestamp"):
-        return Health(HealthStatus.PROGRESSING, "pending deletion")
-    key = (api_group(text(obj.get("apiVersion"))), text(obj.get("kind")))
-    rule = _RULES.get(key)
-    if rule is None:
-        # ConfigMaps, Secrets, RBAC, CRDs, custom resources...: existing is all we can check.
-        return Health(HealthStatus.HEALTHY, "exists")
-    return rule(obj)
+    if not isinstance(obj, Mapping):
+        return Health(
+            HealthStatus.DEGRADED,
+            f"cannot assess health: the object is a {type(obj).__name__}, not a mapping",
+            MALFORMED_REASON,
+        )
+    try:
+        if field(obj, "metadata", "deletionTimestamp"):
+            return Health(HealthStatus.PROGRESSING, "pending deletion")
+        rule = rule_for(text(obj.get("apiVersion")), text(obj.get("kind")))
+        if rule is None:
+            # ConfigMaps, Secrets, RBAC, CronJobs, custom resources...: existing is all we check.
+            return Health(HealthStatus.HEALTHY, "exists")
+        return rule(obj)
+    except MalformedField as exc:
+        return Health(HealthStatus.DEGRADED, f"cannot assess health: {exc}", MALFORMED_REASON)
 
 
 def assess(obj: Mapping[str, Any]) -> Health:

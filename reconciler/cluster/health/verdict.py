@@ -46,7 +46,7 @@ class Health:
 
 def subject_of(obj: Mapping[str, Any]) -> str:
     """How a message names an object: ``Deployment web``."""
-    kind = text(obj.get("kind")) or "object"
+    kind = text(lookup(obj, "kind")) or "object"
     name = text(lookup(obj, "metadata", "name")) or "(unnamed)"
     return f"{kind} {name}"
 

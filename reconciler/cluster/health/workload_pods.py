@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.cluster.health.fields import lookup, mappings, text
+from reconciler.cluster.health.fields import MalformedField, lookup, mappings, text
 from reconciler.cluster.health.pods import failing_container
 from reconciler.cluster.health.verdict import Health, named, subject_of
 
@@ -24,7 +24,7 @@ def pod_selector(workload: Mapping[str, Any]) -> str | None:
     None for kinds that do not own pods through a selector, and for an empty selector, which
     would select every pod in the namespace.
     """
-    if text(workload.get("kind")) not in _WORKLOAD_KINDS:
+    if text(lookup(workload, "kind")) not in _WORKLOAD_KINDS:
         return None
     selector = lookup(workload, "spec", "selector")
     if not isinstance(selector, Mapping):
@@ -44,7 +44,8 @@ def _expression_term(expression: Mapping[str, Any]) -> str | None:
     """One ``matchExpressions`` entry in label selector syntax; None for an unknown operator."""
     key = text(expression.get("key"))
     operator = text(expression.get("operator"))
-    values = ",".join(str(value) for value in expression.get("values") or [])
+    raw_values = expression.get("values")
+    values = ",".join(str(value) for value in raw_values) if isinstance(raw_values, list) else ""
     if operator == "In":
         return f"{key} in ({values})"
     if operator == "NotIn":
@@ -112,9 +113,13 @@ def workload_pods_detail(
 ) -> Health | None:
     """Like :func:`assess_workload_pods`, with the bare detail as message."""
     for pod in pods:
-        if not _runs_current_template(workload, pod):
+        if not isinstance(pod, Mapping) or not _runs_current_template(workload, pod):
             continue
-        failing = failing_container(pod)
+        try:
+            failing = failing_container(pod)
+        except MalformedField:
+            # A garbled pod tells us nothing; the workload's own status still decides.
+            continue
         if failing is not None:
             return failing
     return None

@@ -1,5 +1,6 @@
 """Argo CD's health rules for the apps/v1 workloads: Deployment, StatefulSet, DaemonSet and
-ReplicaSet.
+ReplicaSet (gitops-engine ``pkg/health/health_{deployment,statefulset,daemonset,replicaset}.go``,
+themselves borrowed from ``kubectl rollout status``).
 
 Each rule returns a Health whose message is the bare detail ("1 of 3 updated replicas are
 available"); :func:`reconciler.cluster.health.rules.assess` puts the object's name in front.
@@ -10,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.cluster.health.fields import count, find_condition, lookup, optional_int, text
+from reconciler.cluster.health.fields import count, field, first_condition, flag, integer, string
 from reconciler.cluster.health.verdict import Health, HealthStatus
 
 
 def _generation_pending(obj: Mapping[str, Any], *, never_observed: bool = False) -> Health | None:
     """PROGRESSING while the controller has not observed the latest spec (or, with
     ``never_observed``, any spec at all); None once it has."""
-    generation = count(lookup(obj, "metadata", "generation"))
-    observed = count(lookup(obj, "status", "observedGeneration"))
+    generation = count(obj, "metadata", "generation")
+    observed = count(obj, "status", "observedGeneration")
     if generation > observed or (never_observed and observed == 0):
         return Health(
             HealthStatus.PROGRESSING,
@@ -29,20 +30,20 @@ def _generation_pending(obj: Mapping[str, Any], *, never_observed: bool = False)
 
 def deployment_health(obj: Mapping[str, Any]) -> Health:
     """A Deployment: paused, rolling out, past its progress deadline or available."""
-    if lookup(obj, "spec", "paused") is True:
+    if flag(obj, "spec", "paused"):
         return Health(HealthStatus.SUSPENDED, "paused")
     pending = _generation_pending(obj)
     if pending is not None:
         return pending
-    progressing = find_condition(obj, "Progressing")
-    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
-        detail = text(progressing.get("message"))
+    progressing = first_condition(obj, "Progressing")
+    if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
+        detail = progressing.message
         message = "exceeded its progress deadline" + (f" ({detail})" if detail else "")
         return Health(HealthStatus.DEGRADED, message, "ProgressDeadlineExceeded")
-    desired = optional_int(lookup(obj, "spec", "replicas"))
-    replicas = count(lookup(obj, "status", "replicas"))
-    updated = count(lookup(obj, "status", "updatedReplicas"))
-    available = count(lookup(obj, "status", "availableReplicas"))
+    desired = integer(obj, "spec", "replicas")
+    replicas = count(obj, "status", "replicas")
+    updated = count(obj, "status", "updatedReplicas")
+    available = count(obj, "status", "availableReplicas")
     if desired is not None and updated < desired:
         return Health(HealthStatus.PROGRESSING, f"{updated} of {desired} replicas updated")
     if replicas > updated:
@@ -63,20 +64,21 @@ def statefulset_health(obj: Mapping[str, Any]) -> Health:
     pending = _generation_pending(obj, never_observed=True)
     if pending is not None:
         return pending
-    desired = optional_int(lookup(obj, "spec", "replicas"))
-    ready = count(lookup(obj, "status", "readyReplicas"))
+    desired = integer(obj, "spec", "replicas")
+    ready = count(obj, "status", "readyReplicas")
     if desired is not None and ready < desired:
         return Health(HealthStatus.PROGRESSING, f"{ready} of {desired} pods are ready")
-    strategy = text(lookup(obj, "spec", "updateStrategy", "type"))
-    rolling_update = lookup(obj, "spec", "updateStrategy", "rollingUpdate")
-    if strategy == "RollingUpdate" and isinstance(rolling_update, Mapping):
-        return _partitioned_rollout(obj, desired=desired, rolling_update=rolling_update)
-    updated = count(lookup(obj, "status", "updatedReplicas"))
+    strategy = string(obj, "spec", "updateStrategy", "type")
+    rolling_update = field(obj, "spec", "updateStrategy", "rollingUpdate")
+    updated = count(obj, "status", "updatedReplicas")
+    if strategy == "RollingUpdate" and rolling_update is not None:
+        partition = integer(obj, "spec", "updateStrategy", "rollingUpdate", "partition")
+        return _partitioned_rollout(updated=updated, desired=desired, partition=partition)
     if strategy == "OnDelete":
         # Pods change only when someone deletes them; nothing to wait for.
         return Health(HealthStatus.HEALTHY, f"{ready} pods ready ({updated} updated, OnDelete)")
-    current_revision = text(lookup(obj, "status", "currentRevision"))
-    update_revision = text(lookup(obj, "status", "updateRevision"))
+    current_revision = string(obj, "status", "currentRevision")
+    update_revision = string(obj, "status", "updateRevision")
     if update_revision != current_revision:
         return Health(
             HealthStatus.PROGRESSING,
@@ -85,12 +87,12 @@ def statefulset_health(obj: Mapping[str, Any]) -> Health:
     return Health(HealthStatus.HEALTHY, f"{ready} pods ready at revision {current_revision}")
 
 
-def _partitioned_rollout(
-    obj: Mapping[str, Any], *, desired: int | None, rolling_update: Mapping[str, Any]
-) -> Health:
-    """A StatefulSet's RollingUpdate, done once every pod at or above the partition is updated."""
-    updated = count(lookup(obj, "status", "updatedReplicas"))
-    partition = optional_int(rolling_update.get("partition"))
+def _partitioned_rollout(*, updated: int, desired: int | None, partition: int | None) -> Health:
+    """A StatefulSet's RollingUpdate, done once every pod at or above the partition is updated.
+
+    gitops-engine trusts the counts here, not the revisions: without a partition (which the API
+    server defaults to 0) the rollout counts as complete.
+    """
     if desired is not None and partition is not None:
         # Pods below the partition ordinal deliberately stay on the old revision.
         expected = desired - partition
@@ -107,10 +109,10 @@ def daemonset_health(obj: Mapping[str, Any]) -> Health:
     pending = _generation_pending(obj)
     if pending is not None:
         return pending
-    desired = count(lookup(obj, "status", "desiredNumberScheduled"))
-    updated = count(lookup(obj, "status", "updatedNumberScheduled"))
-    available = count(lookup(obj, "status", "numberAvailable"))
-    if lookup(obj, "spec", "updateStrategy", "type") == "OnDelete":
+    desired = count(obj, "status", "desiredNumberScheduled")
+    updated = count(obj, "status", "updatedNumberScheduled")
+    available = count(obj, "status", "numberAvailable")
+    if string(obj, "spec", "updateStrategy", "type") == "OnDelete":
         return Health(HealthStatus.HEALTHY, f"{updated} of {desired} pods updated (OnDelete)")
     if updated < desired:
         return Health(HealthStatus.PROGRESSING, f"{updated} of {desired} pods updated")
@@ -124,15 +126,15 @@ def replicaset_health(obj: Mapping[str, Any]) -> Health:
     pending = _generation_pending(obj)
     if pending is not None:
         return pending
-    failure = find_condition(obj, "ReplicaFailure")
-    if failure is not None and failure.get("status") == "True":
+    failure = first_condition(obj, "ReplicaFailure")
+    if failure is not None and failure.true:
         return Health(
             HealthStatus.DEGRADED,
-            text(failure.get("message")) or "replica failure",
-            text(failure.get("reason")) or "ReplicaFailure",
+            failure.message or "replica failure",
+            failure.reason or "ReplicaFailure",
         )
-    desired = optional_int(lookup(obj, "spec", "replicas"))
-    available = count(lookup(obj, "status", "availableReplicas"))
+    desired = integer(obj, "spec", "replicas")
+    available = count(obj, "status", "availableReplicas")
     if desired is not None and available < desired:
         return Health(HealthStatus.PROGRESSING, f"{available} of {desired} replicas available")
     return Health(HealthStatus.HEALTHY, f"{available} replicas available")

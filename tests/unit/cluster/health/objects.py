@@ -312,5 +312,37 @@ def plain(api_version: str, kind: str, name: str = "thing") -> Obj:
     return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}}
 
 
+def apiservice(*conditions: tuple[str, str], api_version: str = "v1") -> Obj:
+    """An APIService reporting (type, status) conditions in this order."""
+    return {
+        "apiVersion": f"apiregistration.k8s.io/{api_version}",
+        "kind": "APIService",
+        "metadata": {"name": "v1beta1.metrics.k8s.io"},
+        "spec": {"group": "metrics.k8s.io", "version": "v1beta1"},
+        "status": {
+            "conditions": [
+                {"type": kind, "status": status, "reason": f"Reason{status}", "message": "says"}
+                for kind, status in conditions
+            ]
+        },
+    }
+
+
+def crd(*conditions: tuple[str, str, str]) -> Obj:
+    """A CRD reporting (type, status, reason) conditions in this order."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "examples.example.io"},
+        "spec": {"group": "example.io", "names": {"kind": "Example", "plural": "examples"}},
+        "status": {
+            "conditions": [
+                {"type": kind, "status": status, "reason": reason, "message": f"{reason} said"}
+                for kind, status, reason in conditions
+            ]
+        },
+    }
+
+
 NEW_TEMPLATE = pod_template("reg/web:sha-new")
 OLD_TEMPLATE = pod_template("reg/web:sha-old")

@@ -1,4 +1,11 @@
-"""assess on batch/v1 Jobs."""
+"""assess on batch/v1 Jobs.
+
+Rules pinned here: gitops-engine ``pkg/health/health_job.go`` (identical to Argo CD's
+``resource_customizations/batch/Job/health.lua``) and its fixtures ``job-running.yaml``,
+``job-failed.yaml``, ``job-succeeded.yaml``, ``job-suspended.yaml``.  The conditions are
+Kubernetes' (https://kubernetes.io/docs/concepts/workloads/controllers/job/
+#terminal-job-conditions and #suspending-a-job).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,25 @@ import pytest
 
 from reconciler.cluster.health import assess
 from tests.unit.cluster.health.cases import DEGRADED, HEALTHY, PROGRESSING, SUSPENDED, Case
-from tests.unit.cluster.health.objects import job, job_condition
+from tests.unit.cluster.health.objects import Obj, job, job_condition
+
+
+def job_with(*conditions: tuple[str, str, str]) -> Obj:
+    """A Job reporting (type, status, reason) conditions in this order."""
+    listed = [
+        {"type": kind, "status": status, "reason": reason, "message": f"{kind} {reason}"}
+        for kind, status, reason in conditions
+    ]
+    return job(status={"active": 0, "conditions": listed})
+
 
 CASES: dict[str, Case] = {
-    # Job
+    # No Failed, Complete or Suspended condition: still running.
     "job running": Case(job(), PROGRESSING, says="1 active"),
     "job complete": Case(
         job_condition("Complete", "CompletionsReached", "Reached expected number of succeeded"),
         HEALTHY,
+        says="Reached expected number",
     ),
     "job failed on backoff limit": Case(
         job_condition("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff"),
@@ -26,8 +44,48 @@ CASES: dict[str, Case] = {
         DEGRADED,
         reason="DeadlineExceeded",
     ),
-    "job suspended in spec": Case(job(spec={"suspend": True}), SUSPENDED),
-    "job suspended condition": Case(job_condition("Suspended", "JobSuspended"), SUSPENDED),
+    # Kubernetes 1.31+ writes FailureTarget first, then Failed once the pods are gone;
+    # gitops-engine only reads Failed, so FailureTarget alone is still progressing.
+    "job failure target only": Case(
+        job_with(("FailureTarget", "True", "BackoffLimitExceeded")),
+        PROGRESSING,
+        says="failing, waiting for its pods to terminate (BackoffLimitExceeded",
+    ),
+    "job failure target, then failed": Case(
+        job_with(
+            ("FailureTarget", "True", "BackoffLimitExceeded"),
+            ("Failed", "True", "BackoffLimitExceeded"),
+        ),
+        DEGRADED,
+        reason="BackoffLimitExceeded",
+    ),
+    # SuccessCriteriaMet is the interim condition before Complete: not a verdict.
+    "job success criteria met only": Case(
+        job_with(("SuccessCriteriaMet", "True", "CompletionsReached")), PROGRESSING
+    ),
+    # Failed wins over Complete whatever the order.
+    "job complete and failed": Case(
+        job_with(("Complete", "True", "CompletionsReached"), ("Failed", "True", "PodFailure")),
+        DEGRADED,
+        reason="PodFailure",
+    ),
+    # Suspended=True is Suspended (fixture job-suspended.yaml); spec.suspend alone is not
+    # read: the verdict waits for the controller's condition.
+    "job suspended condition": Case(
+        job_condition("Suspended", "JobSuspended", "Job suspended"), SUSPENDED
+    ),
+    "job suspended in spec, no condition yet": Case(job(spec={"suspend": True}), PROGRESSING),
+    # gitops-engine counts any Suspended condition as "finished": a resumed Job
+    # (Suspended=False, reason JobResumed) reads as Healthy.  Parity, quirk included.
+    "job resumed (Suspended=False)": Case(
+        job_with(("Suspended", "False", "JobResumed")), HEALTHY, says="Suspended JobResumed"
+    ),
+    # Failed and Complete end the Job whatever their status field says.
+    "job failed condition with status False": Case(
+        job_with(("Failed", "False", "BackoffLimitExceeded")),
+        DEGRADED,
+        reason="BackoffLimitExceeded",
+    ),
 }
 
 

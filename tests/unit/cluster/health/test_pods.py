@@ -1,4 +1,11 @@
-"""assess on Pods: waiting containers, phases and how a failed pod failed."""
+"""assess on Pods: waiting containers, phases and how a failed pod failed.
+
+Rules pinned here: gitops-engine ``pkg/health/health_pod.go`` and its fixtures
+(``pod-crashloop.yaml``, ``pod-imagepullbackoff.yaml``, ``pod-error.yaml``, ``pod-failed.yaml``,
+``pod-running-restart-{always,never,onfailure}.yaml``, ``pod-running-not-ready.yaml``,
+``pod-running-restart-never-*-ignore-annotation*.yaml``).  Phases and container states are
+Kubernetes' (https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,15 @@ import pytest
 
 from reconciler.cluster.health import assess
 from tests.unit.cluster.health.cases import DEGRADED, HEALTHY, PROGRESSING, Case
-from tests.unit.cluster.health.objects import pod
+from tests.unit.cluster.health.objects import Obj, merged, pod
+
+IGNORE_RESTART_POLICY = "argocd.argoproj.io/ignore-restart-policy"
+
+
+def opted_in(obj: Obj) -> Obj:
+    """``obj`` carrying Argo's ignore-restart-policy annotation."""
+    return merged(obj, {"metadata": {"annotations": {IGNORE_RESTART_POLICY: "true"}}})
+
 
 CASES: dict[str, Case] = {
     # Pod
@@ -58,17 +73,37 @@ CASES: dict[str, Case] = {
     "pod run container error (Argo's suffix rule)": Case(
         pod(waiting=("RunContainerError", "exec: not found")), DEGRADED, reason="RunContainerError"
     ),
+    # gitops-engine reads the waiting reasons of status.containerStatuses only: a pod stuck
+    # on an init container is Pending, so Progressing.  (The fast verdict on a workload's pods,
+    # test_workload_pods.py, does look at init containers.)
     "pod init container image pull back-off": Case(
         pod(phase="Pending", ready=False, init_waiting=("ImagePullBackOff", "Back-off")),
-        DEGRADED,
-        reason="ImagePullBackOff",
-        says="container init-db",
+        PROGRESSING,
     ),
     "run-once pod waiting on an image is judged by its phase": Case(
         pod(phase="Pending", restart_policy="Never", waiting=("ImagePullBackOff", "Back-off")),
         PROGRESSING,
     ),
     "run-once pod running": Case(pod(restart_policy="OnFailure"), PROGRESSING),
+    "run-once pod running, Never": Case(pod(restart_policy="Never"), PROGRESSING),
+    # argocd.argoproj.io/ignore-restart-policy (argo-cd #28249): judge a Never/OnFailure pod
+    # as if it restarted forever; ignored on Argo hook pods.
+    "opted-in run-once pod running and ready": Case(opted_in(pod(restart_policy="Never")), HEALTHY),
+    "opted-in run-once pod not ready": Case(
+        opted_in(pod(restart_policy="OnFailure", ready=False)), PROGRESSING
+    ),
+    "opted-in run-once pod in image pull back-off": Case(
+        opted_in(pod(restart_policy="Never", waiting=("ImagePullBackOff", "Back-off"))),
+        DEGRADED,
+        reason="ImagePullBackOff",
+    ),
+    "opted-in hook pod stays run-once": Case(
+        merged(
+            opted_in(pod(restart_policy="Never")),
+            {"metadata": {"annotations": {"argocd.argoproj.io/hook": "PostSync"}}},
+        ),
+        PROGRESSING,
+    ),
     "pod succeeded": Case(pod(phase="Succeeded", restart_policy="Never", ready=False), HEALTHY),
     "pod evicted": Case(
         pod(

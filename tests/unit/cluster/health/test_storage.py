@@ -1,4 +1,10 @@
-"""assess on PersistentVolumeClaims."""
+"""assess on PersistentVolumeClaims.
+
+Rule pinned here: gitops-engine ``pkg/health/health_pvc.go`` (Bound -> Healthy, Pending ->
+Progressing, Lost -> Degraded, anything else Unknown, which we keep waiting on) and its
+fixtures ``pvc-bound.yaml``, ``pvc-pending.yaml``.  Phases are Kubernetes'
+(https://kubernetes.io/docs/concepts/storage/persistent-volumes/#phase).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ CASES: dict[str, Case] = {
     "pvc bound": Case(pvc("Bound"), HEALTHY),
     "pvc pending": Case(pvc("Pending"), PROGRESSING),
     "pvc lost": Case(pvc("Lost"), DEGRADED, reason="ClaimLost"),
-    "pvc without phase": Case(pvc(None), PROGRESSING),
+    "pvc without phase": Case(pvc(None), PROGRESSING, says="not reported"),
+    "pvc with an unknown phase": Case(pvc("Resizing"), PROGRESSING, says="phase Resizing"),
 }
 
 

@@ -1,4 +1,12 @@
-"""assess on the apps/v1 workloads: Deployment, StatefulSet, DaemonSet, ReplicaSet."""
+"""assess on the apps/v1 workloads: Deployment, StatefulSet, DaemonSet, ReplicaSet.
+
+Rules pinned here: gitops-engine ``pkg/health/health_{deployment,statefulset,daemonset,
+replicaset}.go`` (borrowed from ``kubectl rollout status``) and its fixtures
+``deployment-{progressing,suspended,degraded}.yaml``, ``statefulset.yaml``,
+``statefulset-ondelete.yaml``, ``daemonset-ondelete.yaml``.  Status fields and conditions are
+Kubernetes' (https://kubernetes.io/docs/concepts/workloads/controllers/deployment/
+#deployment-status, .../statefulset/#update-strategies, .../daemonset/).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +23,8 @@ from tests.unit.cluster.health.objects import (
 )
 
 CASES: dict[str, Case] = {
-    # Deployment
+    # Deployment: paused first, then observedGeneration, then the Progressing condition's
+    # ProgressDeadlineExceeded reason, then updated / old / available replica counts.
     "deployment rolled out": Case(deployment(), HEALTHY, says="3 replicas available"),
     "deployment paused": Case(deployment(spec={"paused": True}), SUSPENDED, says="paused"),
     "deployment paused wins over a pending rollout": Case(
@@ -54,6 +63,14 @@ CASES: dict[str, Case] = {
         PROGRESSING,
         says="1 of 3 updated replicas are available",
     ),
+    "deployment without spec.replicas, all available": Case(
+        deployment(spec={"replicas": None}), HEALTHY
+    ),
+    "deployment deadline exceeded wins over replica counts": Case(
+        deployment(status={"replicas": 5, "conditions": DEADLINE_EXCEEDED}),
+        DEGRADED,
+        reason="ProgressDeadlineExceeded",
+    ),
     "deployment scaled to zero": Case(
         deployment(
             spec={"replicas": 0},
@@ -66,7 +83,9 @@ CASES: dict[str, Case] = {
         PROGRESSING,
         says="pending deletion",
     ),
-    # StatefulSet
+    # StatefulSet: never observed or behind -> Progressing; readyReplicas; then a
+    # RollingUpdate with a rollingUpdate block is judged by its partition, OnDelete is healthy,
+    # anything else compares currentRevision with updateRevision.
     "statefulset rolled out": Case(statefulset(), HEALTHY),
     "statefulset never observed": Case(
         statefulset(status={"observedGeneration": 0}), PROGRESSING, says="generation"
@@ -97,6 +116,28 @@ CASES: dict[str, Case] = {
         PROGRESSING,
         says="2 of 3 pods updated",
     ),
+    "statefulset partition without replicas in spec": Case(
+        statefulset(
+            spec={"replicas": None, "updateStrategy": {"rollingUpdate": {"partition": 2}}},
+            status={"updatedReplicas": 0},
+        ),
+        HEALTHY,
+    ),
+    "statefulset rollingUpdate block without partition": Case(
+        statefulset(
+            spec={"updateStrategy": {"rollingUpdate": {"partition": None, "maxUnavailable": 1}}},
+            status={"updatedReplicas": 0, "updateRevision": "db-7c8d"},
+        ),
+        HEALTHY,
+        says="rollout complete",
+    ),
+    "statefulset OnDelete pods not ready": Case(
+        statefulset(
+            spec={"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}},
+            status={"readyReplicas": 2},
+        ),
+        PROGRESSING,
+    ),
     "statefulset OnDelete with old pods": Case(
         statefulset(
             spec={"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}},
@@ -117,7 +158,8 @@ CASES: dict[str, Case] = {
         statefulset(spec={"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": None}}),
         HEALTHY,
     ),
-    # DaemonSet
+    # DaemonSet: generation, then OnDelete is healthy, then updatedNumberScheduled and
+    # numberAvailable against desiredNumberScheduled.
     "daemonset rolled out": Case(daemonset(), HEALTHY),
     "daemonset generation not observed": Case(
         daemonset(metadata={"generation": 4}), PROGRESSING, says="generation 4"
@@ -128,6 +170,13 @@ CASES: dict[str, Case] = {
     "daemonset pods not available": Case(
         daemonset(status={"numberAvailable": 1}), PROGRESSING, says="1 of 2 updated pods"
     ),
+    "daemonset OnDelete generation not observed": Case(
+        daemonset(
+            metadata={"generation": 4},
+            spec={"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}},
+        ),
+        PROGRESSING,
+    ),
     "daemonset OnDelete with old pods": Case(
         daemonset(
             spec={"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}},
@@ -135,7 +184,7 @@ CASES: dict[str, Case] = {
         ),
         HEALTHY,
     ),
-    # ReplicaSet
+    # ReplicaSet: generation, then ReplicaFailure=True, then availableReplicas.
     "replicaset available": Case(replicaset(), HEALTHY),
     "replicaset generation not observed": Case(replicaset(metadata={"generation": 2}), PROGRESSING),
     "replicaset replica failure": Case(
@@ -161,6 +210,18 @@ CASES: dict[str, Case] = {
             status={"conditions": [{"type": "ReplicaFailure", "status": "False"}]},
         ),
         HEALTHY,
+    ),
+    "replicaset replica failure not first condition": Case(
+        replicaset(
+            status={
+                "conditions": [
+                    {"type": "Other", "status": "True"},
+                    {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"},
+                ]
+            }
+        ),
+        DEGRADED,
+        reason="FailedCreate",
     ),
     "replicaset replicas not available": Case(
         replicaset(status={"availableReplicas": 1}), PROGRESSING, says="1 of 2 replicas"
