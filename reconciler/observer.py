@@ -202,13 +202,10 @@ class Observer:
             await self.cache.wait_synced(timeout_s=_SYNC_TIMEOUT_S)
         except TimeoutError:
             log.warning("watch_not_synced", timeout_s=_SYNC_TIMEOUT_S)
-        for deployment_id, refs in self.refs_of.items():
-            if self.in_flight(deployment_id) or deployment_id not in self.deployments:
-                continue
-            self._health.add(deployment_id)
-            for ref in refs:
-                if self.cache.is_synced(ref.api_version, ref.kind):
-                    self._check(deployment_id, ref, self.cache.get(ref))
+        for deployment_id in self.refs_of:
+            if deployment_id in self.deployments:
+                self._health.add(deployment_id)
+                self._check_all(deployment_id)
         await self.handle_pending()
 
     def _check(self, deployment_id: int, ref: ObjectRef, live: Mapping[str, Any] | None) -> None:
@@ -240,6 +237,16 @@ class Observer:
                 self.cache.track(ref.api_version, ref.kind)
             self._health.add(deployment_id)
         self._set_deployments(list(watched.values()))
+        for deployment_id in ids & watched.keys():
+            # A change that arrived before the inventory was known here is caught now.
+            self._check_all(deployment_id)
+
+    def _check_all(self, deployment_id: int) -> None:
+        if self.in_flight(deployment_id):
+            return
+        for ref in self.refs_of.get(deployment_id, []):
+            if self.cache.is_synced(ref.api_version, ref.kind):
+                self._check(deployment_id, ref, self.cache.get(ref))
 
     # ------------------------------------------------------------ events
 

@@ -287,10 +287,10 @@ RETURNING attempt_started_at;
 -- stays behind it so that it is reconciled next.  When it restores, the trigger bumps
 -- generation by one, which observed_generation then already names.  rendered_sha takes the
 -- attempt's commit (an attempt without a checkout: the commit it was for, so it is not claimed
--- again for that commit; a rollback to an older commit: the tip it was rendered beside, so it
-stays at its commit until a new one).  A redeploy request is done with once its generation is
-observed; a heal request once an attempt that started after it is observed (a deploy applies
-everything, so it heals too).
+-- again for that commit; a rollback to an older commit: the tip it was rendered beside, so
+-- it stays at its commit until a new one).  A redeploy request is done with once its
+-- generation is observed; a heal request once an attempt that started after it is observed
+-- (a deploy applies everything, so it heals too).
 UPDATE deployments
 SET current_status = :current_status,
     status_changed_at = CASE WHEN current_status = :current_status

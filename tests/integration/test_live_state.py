@@ -93,7 +93,8 @@ async def test_healing_off_shows_drifted_then_turning_it_on_heals(pipeline: Pipe
     """With self_heal false the deployment shows 'drifted' with the drift's detail and nothing
     is re-applied; setting self_heal back heals it."""
     await pipeline.start_daemon()
-    await pipeline.deploy("app", self_heal=False)
+    await pipeline.deploy("app")
+    await pipeline.sql("UPDATE deployments SET self_heal = false WHERE project = 'app'")
     d = await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
     await pipeline.kubectl().run("-n", NS, "scale", "deployment/app", "--replicas=4")
     drifted = await pipeline.wait_for("app", until=lambda d: d.current_status == "drifted")
@@ -103,8 +104,8 @@ async def test_healing_off_shows_drifted_then_turning_it_on_heals(pipeline: Pipe
     assert row.action == "heal"
     live = _live(pipeline, "Deployment", "app")
     assert live is not None and live["spec"]["replicas"] == 4  # type: ignore[index]
-    await pipeline.deploy("app", self_heal=True)
-    await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
+    await pipeline.sql("UPDATE deployments SET self_heal = NULL WHERE project = 'app'")
+    await _wait_row(pipeline, d, "heal", "healthy")
     live = _live(pipeline, "Deployment", "app")
     assert live is not None and live["spec"]["replicas"] == 2  # type: ignore[index]
 

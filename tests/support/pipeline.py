@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import LiveCache
 from reconciler.daemon import OWNED_SELECTOR, Daemon
-from reconciler.db import Store
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.model import Deployment, OpsRepo
 from reconciler.settings import Settings
 from reconciler.testing.fakekube import FakeKube
@@ -55,6 +57,15 @@ class Pipeline:
                 await daemon.live.close()  # type: ignore[attr-defined]
             await kube.close()
         self.daemons.clear()
+
+    async def sql(self, statement: str, *args: Any) -> str:
+        """Run one statement as a writer would in psql; returns its status (``UPDATE 1``)."""
+        conn = await asyncpg.connect(asyncpg_dsn(self.store.url))
+        try:
+            status: str = await conn.execute(statement, *args)
+        finally:
+            await conn.close()
+        return status
 
     def kubectl(self) -> Kubectl:
         """kubectl against this pipeline's fakekube (a discovery cache of its own)."""

@@ -132,15 +132,30 @@ async def test_a_database_outage_does_not_stop_the_loop() -> None:
     assert loop.store.calls.count("claim") >= 3
 
 
-async def test_concurrency_bounds_the_claims() -> None:
-    """No more deployments are in flight than RECONCILER_CONCURRENCY allows."""
-    loop = Loop(rollout="hold", concurrency=2)
+async def test_concurrency_bounds_the_applies() -> None:
+    """No more deployments are applying at once than RECONCILER_CONCURRENCY allows."""
+    loop = Loop(concurrency=2)
+    loop.cluster.applies_open.clear()
     for env in ("a", "b", "c", "d"):
         loop.store.add_deployment(project="web", environment=env, image_ref="web:1")
     task = asyncio.create_task(loop.daemon.run())
     await eventually(lambda: loop.statuses().count("syncing") == 2)
     await asyncio.sleep(0.2)
     assert loop.statuses().count("syncing") == 2
+    loop.cluster.applies_open.set()
+    await eventually(lambda: loop.statuses().count("healthy") == 4)
+    loop.daemon.stop()
+    await asyncio.wait_for(task, timeout=5)
+
+
+async def test_waiting_for_health_holds_no_slot() -> None:
+    """Rollouts waiting for health do not count against RECONCILER_CONCURRENCY: with a
+    concurrency of 2, four rollouts that never finish all wait at once."""
+    loop = Loop(rollout="hold", concurrency=2)
+    for env in ("a", "b", "c", "d"):
+        loop.store.add_deployment(project="web", environment=env, image_ref="web:1")
+    task = asyncio.create_task(loop.daemon.run())
+    await eventually(lambda: loop.statuses().count("syncing") == 4)
     loop.daemon.stop()
     await asyncio.wait_for(task, timeout=5)
 

@@ -37,11 +37,21 @@ class InMemoryCluster:
         self.resource_version = 0
         """The last resourceVersion given to a write (each write gets the next one)."""
         self._watchers: list[asyncio.Queue[dict[str, Any]]] = []
+        self.applies_open = asyncio.Event()
+        """Applies wait until this is set (it is, unless a test clears it to hold them)."""
+        self.applies_open.set()
+        self.applying = 0
+        """Applies waiting on :attr:`applies_open` now."""
 
     async def apply(
         self, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
     ) -> dict[str, Any]:
         ref = ObjectRef.from_object(obj)
+        self.applying += 1
+        try:
+            await self.applies_open.wait()
+        finally:
+            self.applying -= 1
         live: dict[str, Any] = json.loads(json.dumps(obj))
         live.setdefault("metadata", {})["generation"] = 1
         if obj.get("kind") == "Deployment":
