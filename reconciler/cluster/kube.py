@@ -239,14 +239,26 @@ class Kube:
         """Every ``kind`` matching ``label_selector`` in all namespaces (items with apiVersion
         and kind filled in, which list items lack) and the list's resourceVersion."""
         items: list[dict[str, Any]] = []
+        version = ""
+        pages = self.list_pages(api_version=api_version, kind=kind, label_selector=label_selector)
+        async for page, version in pages:  # noqa: B007 - the version is the list's
+            items.extend(page)
+        return items, version
+
+    async def list_pages(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """:meth:`list_objects` a page at a time (each page one request, one timeout, one
+        retry), so a big list need not be held decoded all at once: (items, resourceVersion)."""
         token: str | None = None
-        while True:  # page by page: each page is one request, one timeout, one retry
+        while True:
             identity, page = await self._list_page(api_version, kind, label_selector, token)
-            items.extend({**identity, **item} for item in page.get("items") or [])
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or None
+            items = [{**identity, **item} for item in page.get("items") or []]
+            yield items, str(metadata.get("resourceVersion") or "")
             if token is None:
-                return items, str(metadata.get("resourceVersion") or "")
+                return
 
     async def _list_page(
         self, api_version: str, kind: str, label_selector: str, token: str | None

@@ -215,10 +215,11 @@ async def test_dropped_watches_mid_stream_still_converge(
 
 
 async def test_expired_history_relists_and_reports_the_gap(
-    quiet: FakeKube, writer: Kube, reader: Kube
+    quiet: FakeKube, writer: Kube, reader: Kube, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the watch's version has left the server's history, the 410 Expired makes the cache
-    list again and report the gap as DELETED, MODIFIED and ADDED."""
+    list again (page by page) and report the gap as DELETED, MODIFIED and ADDED."""
+    monkeypatch.setattr(kube_module, "_LIST_PAGE", 2)
     quiet.watch_history = 3
     for name in ("kept", "changed", "gone"):
         await writer.apply(configmap(name), field_manager="test")
