@@ -288,11 +288,8 @@ class Kube:
         timeout_s: float,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch ``kind`` in all namespaces from ``resource_version`` (with bookmarks) for at
-        most ``timeout_s``: the raw events ``{"type", "object"}`` until the server ends it.
-
-        An ERROR event raises (410 Expired: list again); a broken connection raises a
-        transient KubernetesError.  Only opening the stream is retried.
-        """
+        most ``timeout_s``: raw events ``{"type", "object"}``.  410 (as an ERROR event or an
+        answer) raises reason Expired: list again.  Only opening the stream is retried."""
         what = f"watch {kind} ({api_version}) ({label_selector}) from {resource_version}"
 
         async def call() -> Any:
@@ -306,7 +303,6 @@ class Kube:
                 resource_version=resource_version or None,
                 timeout_seconds=max(1, int(timeout_s)),
                 serialize=False,
-                # The server ends the stream at timeoutSeconds; reading may take that long.
                 _request_timeout=aiohttp.ClientTimeout(
                     total=None,
                     sock_connect=self._request_timeout_s,
@@ -315,7 +311,12 @@ class Kube:
                 header_params=dict(self._headers),
             )
 
-        response = await self._call(what, call)
+        try:
+            response = await self._call(what, call)
+        except KubernetesError as exc:
+            if exc.status == 410:  # some servers answer 410 Gone instead of an ERROR event
+                raise kubernetes_error(str(exc), status=410, reason="Expired") from exc
+            raise
         try:
             async for event in read_watch_events(response.content, what=what):
                 yield event

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from reconciler.cluster.live import LiveSource, PagedSource
 
 
+# A watch that lasted this long was a working one, even without events: open the next at once.
+_HEALTHY_WATCH_S = 1.0
+
+
 @dataclass
 class Counters:
     """What the watches of a cache have done, for metrics."""
@@ -81,9 +85,11 @@ class KindWatch:
             try:
                 if not self.resource_version:
                     await self._list()
+                began = asyncio.get_running_loop().time()
                 saw_events = await self._watch()
                 self.counters.reconnects += 1
-                if saw_events:
+                lasted = asyncio.get_running_loop().time() - began
+                if saw_events or lasted >= _HEALTHY_WATCH_S:
                     self._failures = 0
                 else:
                     # A stream that ends at once, again and again, must not become a busy loop.

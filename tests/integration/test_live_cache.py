@@ -16,6 +16,7 @@ from reconciler.cluster import kube as kube_module
 from reconciler.cluster.health.workload_pods import pod_selector
 from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import Change, LiveCache, LiveSource
+from reconciler.errors import KubernetesError
 from reconciler.model import ObjectRef
 from reconciler.retry import Backoff
 from reconciler.testing.fakekube import FakeKube
@@ -321,3 +322,37 @@ async def test_a_deployments_pods_come_from_the_watch(
         assert cache.pods("elsewhere", selector) == []
     finally:
         await cache.close()
+
+
+async def test_kube_watch_answers_expired_and_unavailable(
+    quiet: FakeKube,
+    writer: Kube,
+    kubeconfig_path: Path,  # noqa: F811
+) -> None:
+    """Kube.watch_objects raises 410 Expired for a compacted version, and a transient error
+    when the API server cannot serve the watch."""
+    quiet.watch_history = 2
+    _, listed_at = await writer.list_objects(api_version="v1", kind="ConfigMap", label_selector="")
+    for index in range(4):
+        await writer.apply(configmap(f"c{index}"), field_manager="test")
+    options: dict[str, Any] = {
+        "api_version": "v1",
+        "kind": "ConfigMap",
+        "label_selector": SELECTOR,
+        "resource_version": listed_at,
+        "timeout_s": 5,
+    }
+    with pytest.raises(KubernetesError) as expired:
+        async for _ in writer.watch_objects(**options):
+            pass
+    assert (expired.value.status, expired.value.reason) == (410, "Expired")
+    impatient = await Kube.connect(kubeconfig=str(kubeconfig_path), max_retries=0)
+    try:
+        quiet.faults.down = True
+        with pytest.raises(KubernetesError) as unavailable:
+            async for _ in impatient.watch_objects(**options):
+                pass
+        assert not unavailable.value.permanent
+    finally:
+        quiet.faults.down = False
+        await impatient.close()
