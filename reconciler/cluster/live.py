@@ -151,8 +151,9 @@ class LiveCache:
     # ------------------------------------------------------------ tracking
 
     def track(self, api_version: str, kind: str) -> None:
-        """Start listing and watching ``kind`` (idempotent; another version of the same group
-        and kind is the same objects, and is read as the version tracked first)."""
+        """Start listing and watching ``kind`` in a task of the running loop (idempotent;
+        another version of the same group and kind is the same objects, and is read as the
+        version tracked first)."""
         if self._closed:
             raise RuntimeError("the live cache is closed")
         group_kind = (group_of(api_version), kind)
