@@ -272,6 +272,10 @@ async def test_delete_is_seen_and_a_second_delete_is_false(
         assert await writer.delete(ref, propagation="Foreground") is True
         await eventually(lambda: cache.get(ref) is None)
         assert await writer.delete(ref) is False
+        deletes = [
+            r.query.get("propagationPolicy") for r in quiet.request_log if r.method == "DELETE"
+        ]
+        assert deletes == ["Foreground", "Background"]
         assert (
             quiet.get_object(
                 api_version="apps/v1", kind="Deployment", name="web", namespace="default"
@@ -356,3 +360,41 @@ async def test_kube_watch_answers_expired_and_unavailable(
     finally:
         quiet.faults.down = False
         await impatient.close()
+
+
+async def test_bookmarks_move_the_resume_version_over_http(
+    quiet: FakeKube, writer: Kube, reader: Kube
+) -> None:
+    """Bookmarks from the server carry the watch past writes it does not show, so a dropped
+    watch resumes from there, not from the list's version."""
+    quiet.bookmark_interval_s = 0.05
+    cache = start_cache(reader)
+    try:
+        cache.track("v1", "ConfigMap")
+        await cache.wait_synced(timeout_s=20)
+        await eventually(lambda: quiet.faults.open_watches.count("configmaps") == 1)
+        stranger = configmap("stranger")
+        stranger["metadata"]["labels"] = {}
+        written = await writer.apply(stranger, field_manager="test")
+        past = int(written["metadata"]["resourceVersion"])
+        seen = cache.events_seen
+        await eventually(lambda: cache.events_seen >= seen + 2)  # bookmarks, no object event
+        assert cache.size == 0
+        quiet.faults.drop_watches(resource="configmaps")
+        await eventually(lambda: len(_watches(quiet)) == 2)
+        first, second = _watches(quiet)
+        assert first.query["allowWatchBookmarks"] == "true"
+        assert int(second.query["resourceVersion"]) >= past > int(first.query["resourceVersion"])
+    finally:
+        await cache.close()
+
+
+def _watches(fakekube: FakeKube) -> list[Any]:  # noqa: F811
+    """The ConfigMap watch requests fakekube answered."""
+    return [
+        record
+        for record in fakekube.request_log
+        if record.method == "GET"
+        and record.path.endswith("/configmaps")
+        and record.query.get("watch") == "true"
+    ]
