@@ -239,14 +239,26 @@ class Kube:
         """Every ``kind`` matching ``label_selector`` in all namespaces (items with apiVersion
         and kind filled in, which list items lack) and the list's resourceVersion."""
         items: list[dict[str, Any]] = []
+        version = ""
+        pages = self.list_pages(api_version=api_version, kind=kind, label_selector=label_selector)
+        async for page, version in pages:  # noqa: B007 - the version is the list's
+            items.extend(page)
+        return items, version
+
+    async def list_pages(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """:meth:`list_objects` a page at a time (each page one request, one timeout, one
+        retry), so a big list need not be held decoded all at once: (items, resourceVersion)."""
         token: str | None = None
-        while True:  # page by page: each page is one request, one timeout, one retry
+        while True:
             identity, page = await self._list_page(api_version, kind, label_selector, token)
-            items.extend({**identity, **item} for item in page.get("items") or [])
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or None
+            items = [{**identity, **item} for item in page.get("items") or []]
+            yield items, str(metadata.get("resourceVersion") or "")
             if token is None:
-                return items, str(metadata.get("resourceVersion") or "")
+                return
 
     async def _list_page(
         self, api_version: str, kind: str, label_selector: str, token: str | None
@@ -276,11 +288,8 @@ class Kube:
         timeout_s: float,
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch ``kind`` in all namespaces from ``resource_version`` (with bookmarks) for at
-        most ``timeout_s``: the raw events ``{"type", "object"}`` until the server ends it.
-
-        An ERROR event raises (410 Expired: list again); a broken connection raises a
-        transient KubernetesError.  Only opening the stream is retried.
-        """
+        most ``timeout_s``: raw events ``{"type", "object"}``.  410 (as an ERROR event or an
+        answer) raises reason Expired: list again.  Only opening the stream is retried."""
         what = f"watch {kind} ({api_version}) ({label_selector}) from {resource_version}"
 
         async def call() -> Any:
@@ -294,7 +303,6 @@ class Kube:
                 resource_version=resource_version or None,
                 timeout_seconds=max(1, int(timeout_s)),
                 serialize=False,
-                # The server ends the stream at timeoutSeconds; reading may take that long.
                 _request_timeout=aiohttp.ClientTimeout(
                     total=None,
                     sock_connect=self._request_timeout_s,
@@ -303,7 +311,12 @@ class Kube:
                 header_params=dict(self._headers),
             )
 
-        response = await self._call(what, call)
+        try:
+            response = await self._call(what, call)
+        except KubernetesError as exc:
+            if exc.status == 410:  # some servers answer 410 Gone instead of an ERROR event
+                raise kubernetes_error(str(exc), status=410, reason="Expired") from exc
+            raise
         try:
             async for event in read_watch_events(response.content, what=what):
                 yield event

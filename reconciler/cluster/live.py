@@ -6,7 +6,8 @@ API server, and a health wait sleeps until something relevant changes
 (:meth:`LiveCache.wait_changed`).  Each kind's loop is in :mod:`reconciler.cluster.live_watch`,
 the table of objects in :mod:`reconciler.cluster.live_store`.
 
-Cached objects are shared: readers must not change them.
+Every read returns a copy of its own (the cache holds compact JSON, see
+:mod:`reconciler.cluster.live_store`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from structlog.typing import FilteringBoundLogger
 
@@ -26,7 +27,7 @@ from reconciler.logs import get_logger
 from reconciler.model import ObjectRef
 from reconciler.retry import Backoff
 
-__all__ = ["Change", "LiveCache", "LiveSource"]
+__all__ = ["Change", "LiveCache", "LiveSource", "PagedSource"]
 
 DEFAULT_BACKOFF = Backoff(base_s=0.5, max_s=30.0)
 """How a kind's loop backs off after failures (with jitter)."""
@@ -55,6 +56,18 @@ class LiveSource(Protocol):
     ) -> AsyncIterator[dict[str, Any]]:
         """Raw watch events from ``resource_version`` until the server ends the stream; an
         expired version raises KubernetesError with status 410."""
+        ...
+
+
+@runtime_checkable
+class PagedSource(LiveSource, Protocol):
+    """A source that can also list a page at a time (as :class:`Kube` does): the cache then
+    never holds a whole big list decoded at once."""
+
+    def list_pages(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """The list's pages: (items, the list's resourceVersion)."""
         ...
 
 
@@ -138,8 +151,9 @@ class LiveCache:
     # ------------------------------------------------------------ tracking
 
     def track(self, api_version: str, kind: str) -> None:
-        """Start listing and watching ``kind`` (idempotent; another version of the same group
-        and kind is the same objects, and is read as the version tracked first)."""
+        """Start listing and watching ``kind`` in a task of the running loop (idempotent;
+        another version of the same group and kind is the same objects, and is read as the
+        version tracked first)."""
         if self._closed:
             raise RuntimeError("the live cache is closed")
         group_kind = (group_of(api_version), kind)
@@ -194,19 +208,14 @@ class LiveCache:
 
     def objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
         """Every cached object of ``kind`` (the inventory); LookupError when not tracked."""
-        return list(self._table.all_of(self._tracked(api_version, kind)).values())
+        return self._table.all_of(self._tracked(api_version, kind))
 
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """Cached Pods of ``namespace`` matching the label ``selector`` (the syntax of
         :mod:`reconciler.cluster.label_selector`); LookupError when Pods are not tracked,
         InputError when the selector cannot be read."""
         group_kind = self._tracked("v1", "Pod")
-        parsed = _parse_selector(selector)
-        return [
-            pod
-            for pod in self._table.in_namespace(group_kind, namespace)
-            if parsed.matches_object(pod)
-        ]
+        return self._table.select(group_kind, namespace, _parse_selector(selector))
 
     def _tracked(self, api_version: str, kind: str) -> GroupKind:
         group_kind = (group_of(api_version), kind)

@@ -2,15 +2,19 @@
 
 Objects are keyed by (API group, kind, namespace, name): ``apps/v1`` and ``apps/v1beta2``
 Deployments are one object.  Per kind they are grouped by namespace, so the pods of one
-namespace are found without looking at every pod of the cluster.
+namespace are found without looking at every pod of the cluster.  Each is held as compact JSON
+with its labels beside it, and decoded when read: 25,000 Deployments take about 90 MB this way
+against 700 MB as dicts (bench/live_cache_memory.py), and every reader gets its own copy.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.cluster.label_selector import Selector
 from reconciler.model import ObjectRef
 
 GroupKind = tuple[str, str]
@@ -74,11 +78,36 @@ def resource_version(obj: Mapping[str, Any]) -> str:
     return version if isinstance(version, str) else ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One cached object: compact JSON (a decoded object takes four to eight times the memory),
+    with what lookups need without decoding it."""
+
+    version: str
+    labels: Mapping[str, str]
+    encoded: bytes
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> _Entry:
+        metadata = obj.get("metadata")
+        labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+        return cls(
+            version=resource_version(obj),
+            labels=dict(labels) if isinstance(labels, Mapping) else {},
+            encoded=json.dumps(obj, separators=(",", ":")).encode("ascii"),
+        )
+
+    def decode(self) -> dict[str, Any]:
+        """A fresh copy of the object (the caller may keep or change it)."""
+        obj: dict[str, Any] = json.loads(self.encoded)
+        return obj
+
+
 class ObjectTable:
-    """The cached objects of every tracked kind."""
+    """The cached objects of every tracked kind, by kind, then namespace, then name."""
 
     def __init__(self) -> None:
-        self._kinds: dict[GroupKind, dict[str, dict[str, dict[str, Any]]]] = {}
+        self._kinds: dict[GroupKind, dict[str, dict[str, _Entry]]] = {}
         self._api_versions: dict[GroupKind, str] = {}
         self.size = 0
         """How many objects are cached (of every kind)."""
@@ -93,21 +122,22 @@ class ObjectTable:
         return group_kind in self._kinds
 
     def get(self, group_kind: GroupKind, namespace: str, name: str) -> dict[str, Any] | None:
-        """The cached object, or None."""
-        return self._kinds.get(group_kind, {}).get(namespace, {}).get(name)
+        """A copy of the cached object, or None."""
+        entry = self._kinds.get(group_kind, {}).get(namespace, {}).get(name)
+        return entry.decode() if entry is not None else None
 
-    def in_namespace(self, group_kind: GroupKind, namespace: str) -> Iterator[dict[str, Any]]:
-        """The cached objects of one kind in one namespace."""
-        yield from list(self._kinds.get(group_kind, {}).get(namespace, {}).values())
+    def select(
+        self, group_kind: GroupKind, namespace: str, selector: Selector
+    ) -> list[dict[str, Any]]:
+        """Copies of the objects of one kind in one namespace whose labels ``selector``
+        matches (only those are decoded)."""
+        entries = self._kinds.get(group_kind, {}).get(namespace, {}).values()
+        return [entry.decode() for entry in entries if selector.matches(entry.labels)]
 
-    def all_of(self, group_kind: GroupKind) -> dict[tuple[str, str], dict[str, Any]]:
-        """Every cached object of one kind by (namespace, name)."""
+    def all_of(self, group_kind: GroupKind) -> list[dict[str, Any]]:
+        """Copies of every cached object of one kind."""
         namespaces = self._kinds.get(group_kind, {})
-        return {
-            (namespace, name): obj
-            for namespace, objects in namespaces.items()
-            for name, obj in objects.items()
-        }
+        return [entry.decode() for objects in namespaces.values() for entry in objects.values()]
 
     def put(self, group_kind: GroupKind, obj: dict[str, Any]) -> Change | None:
         """Store ``obj``; the change it is (None when nothing changed, or it has no name)."""
@@ -117,14 +147,13 @@ class ObjectTable:
         namespace, name = where
         objects = self._kinds.setdefault(group_kind, {}).setdefault(namespace, {})
         old = objects.get(name)
-        if old is not None and resource_version(old) == resource_version(obj) != "":
+        if old is not None and old.version == resource_version(obj) != "":
             return None  # a replay of what is cached already
-        objects[name] = obj
+        objects[name] = _Entry.of(obj)
         if old is None:
             self.size += 1
-        return Change(
-            "ADDED" if old is None else "MODIFIED", self._ref(group_kind, where), obj, old
-        )
+            return Change("ADDED", self._ref(group_kind, where), obj, None)
+        return Change("MODIFIED", self._ref(group_kind, where), obj, old.decode())
 
     def remove(self, group_kind: GroupKind, obj: Mapping[str, Any]) -> Change | None:
         """Forget ``obj``; the DELETED change, or None when it was not cached."""
@@ -139,27 +168,21 @@ class ObjectTable:
         if objects is not None and not objects:
             del self._kinds[group_kind][namespace]
         self.size -= 1
-        return Change("DELETED", self._ref(group_kind, where), None, old)
+        return Change("DELETED", self._ref(group_kind, where), None, old.decode())
 
-    def replace(self, group_kind: GroupKind, items: list[dict[str, Any]]) -> list[Change]:
-        """Make ``items`` the whole of ``group_kind`` (after a list); the changes that made."""
-        before = self.all_of(group_kind)
-        changes: list[Change] = []
-        seen: set[tuple[str, str]] = set()
-        for item in items:
-            where = identity(item)
-            if where is None:
-                continue
-            seen.add(where)
-            change = self.put(group_kind, item)
+    def remove_except(self, group_kind: GroupKind, kept: set[tuple[str, str]]) -> Iterator[Change]:
+        """Forget every object of ``group_kind`` whose (namespace, name) is not in ``kept``
+        (after a list: what the list no longer showed), one DELETED change at a time."""
+        gone = [
+            (namespace, name)
+            for namespace, objects in self._kinds.get(group_kind, {}).items()
+            for name in objects
+            if (namespace, name) not in kept
+        ]
+        for namespace, name in gone:
+            change = self.remove(group_kind, {"metadata": {"namespace": namespace, "name": name}})
             if change is not None:
-                changes.append(change)
-        for where, gone in before.items():
-            if where not in seen:
-                change = self.remove(group_kind, gone)
-                if change is not None:
-                    changes.append(change)
-        return changes
+                yield change
 
     def _ref(self, group_kind: GroupKind, where: tuple[str, str]) -> ObjectRef:
         namespace, name = where

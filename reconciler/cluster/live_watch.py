@@ -11,18 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from reconciler.cluster.live_store import Change, GroupKind, ObjectTable, resource_version, slim
+from reconciler.cluster.live_store import (
+    Change,
+    GroupKind,
+    ObjectTable,
+    identity,
+    resource_version,
+    slim,
+)
 from reconciler.errors import KubernetesError
 from reconciler.retry import Backoff
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
-    from reconciler.cluster.live import LiveSource
+    from reconciler.cluster.live import LiveSource, PagedSource
+
+
+# A watch that lasted this long was a working one, even without events: open the next at once.
+_HEALTHY_WATCH_S = 1.0
 
 
 @dataclass
@@ -74,9 +85,11 @@ class KindWatch:
             try:
                 if not self.resource_version:
                     await self._list()
+                began = asyncio.get_running_loop().time()
                 saw_events = await self._watch()
                 self.counters.reconnects += 1
-                if saw_events:
+                lasted = asyncio.get_running_loop().time() - began
+                if saw_events or lasted >= _HEALTHY_WATCH_S:
                     self._failures = 0
                 else:
                     # A stream that ends at once, again and again, must not become a busy loop.
@@ -91,21 +104,42 @@ class KindWatch:
                 await self._back_off()
 
     async def _list(self) -> None:
-        items, version = await self.source.list_objects(
-            api_version=self.api_version,
-            kind=self.kind,
-            label_selector=self.settings.label_selector,
-        )
-        changes = self.table.replace(self.group_kind, [slim(item) for item in items])
-        if self.synced.is_set():
-            self.counters.relists += 1
-            for change in changes:
+        """List the kind page by page; after the first list, report what changed since."""
+        notify = self.synced.is_set()
+        listed: set[tuple[str, str]] = set()
+        version = ""
+        async for items, version in self._pages():  # noqa: B007 - kept for after
+            for item in items:
+                where = identity(item)
+                if where is None:
+                    continue
+                listed.add(where)
+                change = self.table.put(self.group_kind, slim(item))
+                if change is not None and notify:
+                    self.publish(change)
+        for change in self.table.remove_except(self.group_kind, listed):
+            if notify:
                 self.publish(change)
+        if notify:
+            self.counters.relists += 1
         self.resource_version = version or "0"
         self.synced.set()
         if self._unserved_logged:
             self.log.info("live_kind_served", kind=self.kind, api_version=self.api_version)
             self._unserved_logged = False
+
+    def _pages(self) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """The list a page at a time when the source can (a big list is then never held
+        decoded all at once), else as one page."""
+        options = {
+            "api_version": self.api_version,
+            "kind": self.kind,
+            "label_selector": self.settings.label_selector,
+        }
+        list_pages = getattr(self.source, "list_pages", None)
+        if list_pages is not None:
+            return cast("PagedSource", self.source).list_pages(**options)
+        return _one_page(self.source.list_objects(**options))
 
     async def _watch(self) -> bool:
         """One watch until the server ends it; whether it brought any event."""
@@ -163,15 +197,20 @@ class KindWatch:
         await self._back_off()
 
     def _forget_all(self) -> None:
-        changes = self.table.replace(self.group_kind, [])
-        if self.synced.is_set():
-            for change in changes:
+        for change in list(self.table.remove_except(self.group_kind, set())):
+            if self.synced.is_set():
                 self.publish(change)
         self.synced.set()
 
     async def _back_off(self) -> None:
         self._failures += 1
         await asyncio.sleep(self.settings.backoff.delay(self._failures))
+
+
+async def _one_page(
+    listing: Awaitable[tuple[list[dict[str, Any]], str]],
+) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+    yield await listing
 
 
 @contextlib.asynccontextmanager

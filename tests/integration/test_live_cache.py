@@ -16,6 +16,7 @@ from reconciler.cluster import kube as kube_module
 from reconciler.cluster.health.workload_pods import pod_selector
 from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import Change, LiveCache, LiveSource
+from reconciler.errors import KubernetesError
 from reconciler.model import ObjectRef
 from reconciler.retry import Backoff
 from reconciler.testing.fakekube import FakeKube
@@ -215,10 +216,11 @@ async def test_dropped_watches_mid_stream_still_converge(
 
 
 async def test_expired_history_relists_and_reports_the_gap(
-    quiet: FakeKube, writer: Kube, reader: Kube
+    quiet: FakeKube, writer: Kube, reader: Kube, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the watch's version has left the server's history, the 410 Expired makes the cache
-    list again and report the gap as DELETED, MODIFIED and ADDED."""
+    list again (page by page) and report the gap as DELETED, MODIFIED and ADDED."""
+    monkeypatch.setattr(kube_module, "_LIST_PAGE", 2)
     quiet.watch_history = 3
     for name in ("kept", "changed", "gone"):
         await writer.apply(configmap(name), field_manager="test")
@@ -270,6 +272,10 @@ async def test_delete_is_seen_and_a_second_delete_is_false(
         assert await writer.delete(ref, propagation="Foreground") is True
         await eventually(lambda: cache.get(ref) is None)
         assert await writer.delete(ref) is False
+        deletes = [
+            r.query.get("propagationPolicy") for r in quiet.request_log if r.method == "DELETE"
+        ]
+        assert deletes == ["Foreground", "Background"]
         assert (
             quiet.get_object(
                 api_version="apps/v1", kind="Deployment", name="web", namespace="default"
@@ -320,3 +326,75 @@ async def test_a_deployments_pods_come_from_the_watch(
         assert cache.pods("elsewhere", selector) == []
     finally:
         await cache.close()
+
+
+async def test_kube_watch_answers_expired_and_unavailable(
+    quiet: FakeKube,
+    writer: Kube,
+    kubeconfig_path: Path,  # noqa: F811
+) -> None:
+    """Kube.watch_objects raises 410 Expired for a compacted version, and a transient error
+    when the API server cannot serve the watch."""
+    quiet.watch_history = 2
+    _, listed_at = await writer.list_objects(api_version="v1", kind="ConfigMap", label_selector="")
+    for index in range(4):
+        await writer.apply(configmap(f"c{index}"), field_manager="test")
+    options: dict[str, Any] = {
+        "api_version": "v1",
+        "kind": "ConfigMap",
+        "label_selector": SELECTOR,
+        "resource_version": listed_at,
+        "timeout_s": 5,
+    }
+    with pytest.raises(KubernetesError) as expired:
+        async for _ in writer.watch_objects(**options):
+            pass
+    assert (expired.value.status, expired.value.reason) == (410, "Expired")
+    impatient = await Kube.connect(kubeconfig=str(kubeconfig_path), max_retries=0)
+    try:
+        quiet.faults.down = True
+        with pytest.raises(KubernetesError) as unavailable:
+            async for _ in impatient.watch_objects(**options):
+                pass
+        assert not unavailable.value.permanent
+    finally:
+        quiet.faults.down = False
+        await impatient.close()
+
+
+async def test_bookmarks_move_the_resume_version_over_http(
+    quiet: FakeKube, writer: Kube, reader: Kube
+) -> None:
+    """Bookmarks from the server carry the watch past writes it does not show, so a dropped
+    watch resumes from there, not from the list's version."""
+    quiet.bookmark_interval_s = 0.05
+    cache = start_cache(reader)
+    try:
+        cache.track("v1", "ConfigMap")
+        await cache.wait_synced(timeout_s=20)
+        await eventually(lambda: quiet.faults.open_watches.count("configmaps") == 1)
+        stranger = configmap("stranger")
+        stranger["metadata"]["labels"] = {}
+        written = await writer.apply(stranger, field_manager="test")
+        past = int(written["metadata"]["resourceVersion"])
+        seen = cache.events_seen
+        await eventually(lambda: cache.events_seen >= seen + 2)  # bookmarks, no object event
+        assert cache.size == 0
+        quiet.faults.drop_watches(resource="configmaps")
+        await eventually(lambda: len(_watches(quiet)) == 2)
+        first, second = _watches(quiet)
+        assert first.query["allowWatchBookmarks"] == "true"
+        assert int(second.query["resourceVersion"]) >= past > int(first.query["resourceVersion"])
+    finally:
+        await cache.close()
+
+
+def _watches(fakekube: FakeKube) -> list[Any]:  # noqa: F811
+    """The ConfigMap watch requests fakekube answered."""
+    return [
+        record
+        for record in fakekube.request_log
+        if record.method == "GET"
+        and record.path.endswith("/configmaps")
+        and record.query.get("watch") == "true"
+    ]

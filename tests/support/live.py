@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
-from reconciler.cluster.live import LiveSource
+from reconciler.cluster.live import LiveSource, PagedSource
 
 PROJECT_LABELS = {"reconciler.io/project": "app", "reconciler.io/environment": "prod"}
 SELECTOR = "reconciler.io/project=app,reconciler.io/environment=prod"
@@ -72,6 +72,21 @@ class GatedSource:
     ) -> tuple[list[dict[str, Any]], str]:
         """The source's list."""
         return await self.source.list_objects(
+            api_version=api_version, kind=kind, label_selector=label_selector
+        )
+
+    async def list_pages(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """The source's pages (a source that only lists at once gives one page)."""
+        if isinstance(self.source, PagedSource):
+            pages = self.source.list_pages(
+                api_version=api_version, kind=kind, label_selector=label_selector
+            )
+            async for page in pages:
+                yield page
+            return
+        yield await self.list_objects(
             api_version=api_version, kind=kind, label_selector=label_selector
         )
 

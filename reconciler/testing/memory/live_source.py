@@ -2,9 +2,10 @@
 
 Writes (:meth:`ScriptedSource.put`, :meth:`ScriptedSource.remove`) get the next
 resourceVersion, go to a bounded history and to every open watch; a watch from an older version
-than the history holds raises 410 Expired, as kube-apiserver answers.  Faults are scripted:
-``drop()`` ends the open watches, ``bookmark()`` sends one, ``list_failures`` and
-``watch_failures`` raise in turn, and ``unserved`` kinds are refused as a missing CRD is.
+than the history holds raises 410 Expired, as kube-apiserver answers.  Lists come in pages of
+``page_size``.  Faults are scripted: ``drop()`` ends the open watches, ``bookmark()`` sends one,
+``list_failures`` and ``watch_failures`` raise in turn, and ``unserved`` kinds are refused as a
+missing CRD is.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ _DROP = _Event(0, "DROP", {})
 class ScriptedSource:
     """Objects by (group, kind, namespace, name), a history of ``history`` events per source."""
 
-    def __init__(self, *, history: int = 100) -> None:
+    def __init__(self, *, history: int = 100, page_size: int = 2) -> None:
+        self.page_size = page_size
         self.version = 1
         self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.history: deque[_Event] = deque(maxlen=history)
@@ -117,6 +119,16 @@ class ScriptedSource:
             if (obj_group, obj_kind) == (group, kind) and selector.matches_object(obj)
         ]
         return items, str(self.version)
+
+    async def list_pages(
+        self, *, api_version: str, kind: str, label_selector: str
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """The list in pages of ``page_size`` (one snapshot, as a list with ``continue``)."""
+        items, version = await self.list_objects(
+            api_version=api_version, kind=kind, label_selector=label_selector
+        )
+        for start in range(0, max(len(items), 1), self.page_size):
+            yield items[start : start + self.page_size], version
 
     async def watch_objects(
         self,
