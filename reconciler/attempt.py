@@ -350,9 +350,11 @@ class Attempt(Recorder):
             field_manager=self.options.field_manager,
         )
         refs = [ObjectRef.from_object(o) for o in objects]
-        await self.store.mark_applied(deployment_id=self.d.id, refs=refs)
+        await self._best_effort(
+            "mark_applied", self.store.mark_applied(deployment_id=self.d.id, refs=refs)
+        )
         if self.verb is Verb.REDEPLOY and self.d.redeploy_restart:
-            await self._restart(objects)
+            applied = await self._restart(objects, applied)
         self.hooks.applied()
 
         async def should_stop() -> bool:
@@ -368,13 +370,29 @@ class Attempt(Recorder):
             should_stop=should_stop,
         )
         if health.status is HealthStatus.HEALTHY:
-            removal = await prune(self.d, rendered=refs, cluster=self.cluster, store=self.store)
+            try:
+                removal = await prune(self.d, rendered=refs, cluster=self.cluster, store=self.store)
+            except DatabaseError as exc:
+                # The rollout is healthy and must be recorded (that waits the database out);
+                # what to prune is still in the inventory for the next rollout.
+                log.warning("prune_skipped", deployment_id=self.d.id, error=str(exc))
+                removal = Removal(
+                    note="prune skipped (database unreachable); the next rollout prunes"
+                )
             return await self.finish(AttemptStatus.HEALTHY, self._healthy_message(removal))
         if health.stopped and self.cancelled():
             return await self.finish(AttemptStatus.CANCELLED, CANCELLED_MESSAGE)
         if health.stopped:
             return await self.finish(AttemptStatus.SUPERSEDED, _SUPERSEDED_MESSAGE)
         raise HealthError(health.message)
+
+    async def _best_effort(self, what: str, write: Awaitable[None]) -> None:
+        """A write the outcome does not depend on: a database outage mid-rollout must not
+        cost the attempt its record (which waits the outage out)."""
+        try:
+            await write
+        except DatabaseError as exc:
+            log.warning("write_skipped", write=what, deployment_id=self.d.id, error=str(exc))
 
     def _healthy_message(self, removal: Removal) -> str:
         parts = []
@@ -387,13 +405,23 @@ class Attempt(Recorder):
             parts.append(pruned)
         return "; ".join(parts)
 
-    async def _restart(self, objects: tuple[dict[str, Any], ...]) -> None:
+    async def _restart(
+        self, objects: tuple[dict[str, Any], ...], applied: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Roll the workloads' pods as ``kubectl rollout restart`` does, stamped with the time
-        the redeploy was asked for: a retried attempt does not roll them a second time."""
+        the redeploy was asked for: a retried attempt does not roll them a second time.
+        Returns ``applied`` with the restarted workloads as they are now (a newer generation
+        the health wait must see)."""
         requested = self.d.redeploy_requested_at or dt.datetime.now(dt.UTC)
         at = requested.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        for ref in apply_stage.restartable_workloads(objects):
-            await self.cluster.restart(ref, at=at)
+        restarted = set(apply_stage.restartable_workloads(objects))
+        now = list(applied)
+        for index, obj in enumerate(objects):
+            ref = ObjectRef.from_object(obj)
+            if ref in restarted:
+                await self.cluster.restart(ref, at=at)
+                now[index] = await self.cluster.get(ref) or applied[index]
+        return now
 
     async def _stop(self, objects: tuple[dict[str, Any], ...]) -> str:
         scaled: list[str] = []

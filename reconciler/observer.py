@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from reconciler.cluster.drift import writes_content
 from reconciler.cluster.health.rules import assess_detail
 from reconciler.cluster.health.verdict import Health, HealthStatus, describe
 from reconciler.cluster.live import Change
@@ -75,17 +76,20 @@ def key_of(ref: ObjectRef) -> Key:
     return (ref.api_version.rpartition("/")[0], ref.kind, ref.namespace or "", ref.name)
 
 
-def last_writer(obj: Mapping[str, Any]) -> str | None:
-    """The field manager that wrote the object's content last (status writes left out); ties
-    (managedFields times have seconds) go to whoever is not first in the list."""
-    newest: tuple[str, str] | None = None
+def last_writer(obj: Mapping[str, Any], *, ours: str) -> str | None:
+    """The field manager that wrote the object's content last (status and bookkeeping writes
+    left out).  managedFields times have seconds: on a tie another manager wins over ours, so
+    a change right after our apply is not missed (a false alarm costs one dry-run)."""
+    stamped: list[tuple[str, str]] = []
     for entry in (obj.get("metadata") or {}).get("managedFields") or []:
-        if not isinstance(entry, Mapping) or entry.get("subresource") == "status":
-            continue
-        stamp = str(entry.get("time") or "")
-        if newest is None or stamp >= newest[0]:
-            newest = (stamp, str(entry.get("manager") or ""))
-    return newest[1] if newest else None
+        if isinstance(entry, Mapping) and writes_content(entry):
+            stamped.append((str(entry.get("time") or ""), str(entry.get("manager") or "")))
+    if not stamped:
+        return None
+    newest = max(stamp for stamp, _ in stamped)
+    writers = {manager for stamp, manager in stamped if stamp == newest}
+    others = sorted(writers - {ours})
+    return others[0] if others else ours
 
 
 def content_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
@@ -274,7 +278,7 @@ class Observer:
             self._dirty.set()
 
     def _foreign(self, obj: Mapping[str, Any]) -> bool:
-        writer = last_writer(obj)
+        writer = last_writer(obj, ours=self.field_manager)
         return writer is not None and writer != self.field_manager
 
     def _drifted(self, live: Mapping[str, Any] | None) -> bool:

@@ -30,9 +30,10 @@ class Removal:
     deleted: list[ObjectRef] = field(default_factory=list)
     kept: list[ObjectRef] = field(default_factory=list)
     let_go: list[ObjectRef] = field(default_factory=list)
+    note: str = ""
 
     def describe(self, verb: str) -> str:
-        parts = []
+        parts = [self.note] if self.note else []
         if self.deleted:
             parts.append(f"{verb} {_listed(self.deleted)}")
         if self.kept:

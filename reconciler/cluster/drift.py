@@ -366,6 +366,15 @@ def _child(node: Mapping[str, Any], segment: Segment) -> Any:
     return None
 
 
+def writes_content(entry: Mapping[str, Any]) -> bool:
+    """Whether a managedFields entry owns more than status and bookkeeping (a controller's
+    revision annotation): only such a manager can have drifted the object."""
+    if entry.get("subresource") == "status":
+        return False
+    fields = entry.get("fieldsV1")
+    return not isinstance(fields, Mapping) or not _only_bookkeeping(fields, prefix=())
+
+
 def _only_bookkeeping(fields: Mapping[str, Any], *, prefix: tuple[str, ...]) -> bool:
     """Whether every field ``fields`` owns is status or bookkeeping :func:`drifted_fields`
     ignores (so its manager cannot have caused drift)."""
