@@ -130,9 +130,16 @@ async def test_a_failed_render_leaves_current_columns_as_they_were(pipeline: Pip
     await pipeline.start_daemon()
     await pipeline.deploy("app")
     before = await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
-    await _commit(pipeline, dict([BROKEN]), "broken")
-    await pipeline.deploy("app", image_ref="reg/app:2")
-    failed = await pipeline.wait_for("app", until=lambda d: d.current_status == "failed")
+    tip = await _commit(pipeline, dict([BROKEN]), "broken")
+    await pipeline.wait_for(
+        "app", until=lambda d: d.current_status == "failed" and d.rendered_sha == tip
+    )
+    written = await pipeline.deploy("app", image_ref="reg/app:2")
+    failed = await pipeline.wait_for(
+        "app",
+        until=lambda d: d.observed_generation == written.generation
+        and d.current_status == "failed",
+    )
     assert "no_such_filter" in failed.status_message
     assert (failed.current_image_ref, failed.current_sha, failed.current_values) == (
         before.current_image_ref,
@@ -189,6 +196,8 @@ async def test_rollback_to_a_chosen_row_in_sql(pipeline: Pipeline) -> None:
 
 async def test_rollback_to_a_row_of_another_deployment_is_refused(pipeline: Pipeline) -> None:
     """A rollback_to naming another deployment's row fails with a message naming the row."""
+    pipeline.ops.write_project("other")
+    pipeline.ops.commit("other")
     await pipeline.start_daemon()
     await pipeline.deploy("other")
     other = await pipeline.wait_for("other", until=healthy_on("reg/app:1"))
