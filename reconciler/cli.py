@@ -187,7 +187,17 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     return await daemon.main(settings=settings, once=args.once)
 
 
-STATUS_FILTERS = ("pending", "syncing", "healthy", "failed", "stopped", "paused")
+STATUS_FILTERS = (
+    "pending",
+    "syncing",
+    "healthy",
+    "degraded",
+    "drifted",
+    "failed",
+    "stopped",
+    "deleted",
+    "paused",
+)
 """What ``status --status`` filters on: the view's current column, and paused rows."""
 
 

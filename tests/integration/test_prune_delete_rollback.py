@@ -137,8 +137,9 @@ async def test_a_failed_render_leaves_current_columns_as_they_were(pipeline: Pip
     written = await pipeline.deploy("app", image_ref="reg/app:2")
     failed = await pipeline.wait_for(
         "app",
-        until=lambda d: d.observed_generation == written.generation
-        and d.current_status == "failed",
+        until=lambda d: (
+            d.observed_generation == written.generation and d.current_status == "failed"
+        ),
     )
     assert "no_such_filter" in failed.status_message
     assert (failed.current_image_ref, failed.current_sha, failed.current_values) == (

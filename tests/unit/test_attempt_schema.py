@@ -6,7 +6,7 @@ from typing import Any
 
 from reconciler.ports import RenderRequest
 from reconciler.testing.memory import InMemoryRenderer, web_app
-from tests.unit.test_attempt import World
+from tests.support.attempts import World
 
 
 def string_replicas(request: RenderRequest) -> tuple[dict[str, Any], ...]:
