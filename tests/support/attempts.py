@@ -3,14 +3,17 @@ unit tests."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from reconciler.attempt import Options, Outcome, run_attempt
+from reconciler.attempt import Hooks, Options, Outcome, run_attempt
 from reconciler.decide import RetryPolicy
-from reconciler.model import Checkout, Deployment
+from reconciler.model import Checkout, Deployment, ObjectRef
 from reconciler.testing.memory import InMemoryCluster, InMemoryRenderer, InMemoryStore
 
 DAEMON = "test-daemon"
+DEPLOYMENT = ObjectRef("apps/v1", "Deployment", "web", "web-prod")
+CONFIG = ObjectRef("v1", "ConfigMap", "web-values", "web-prod")
 
 
 def options(renderer: InMemoryRenderer, *, max_attempts: int = 3) -> Options:
@@ -53,3 +56,17 @@ class World:
     @property
     def current(self) -> Deployment:
         return self.store.deployments[self.row.id]
+
+
+async def attempt(world: World, *, hooks: Hooks | None = None, self_heal: bool = True) -> Outcome:
+    """Claim the world's deployment and run one attempt at it."""
+    [row] = await world.store.claim(daemon_id=DAEMON, limit=1, lease_s=60)
+    return await run_attempt(
+        row,
+        store=world.store,
+        cluster=world.cluster,
+        checkout=world.checkout,
+        options=dataclasses.replace(options(world.renderer), self_heal=self_heal),
+        superseded=lambda: False,
+        hooks=hooks,
+    )

@@ -8,14 +8,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from reconciler.attempt import Hooks, Outcome, run_attempt
+from reconciler.attempt import Hooks
 from reconciler.model import Checkout, Deployment, ObjectRef
 from reconciler.ports import RenderRequest
 from reconciler.testing.memory import web_app
-from tests.support.attempts import DAEMON, World, options
-
-DEPLOYMENT = ObjectRef("apps/v1", "Deployment", "web", "web-prod")
-CONFIG = ObjectRef("v1", "ConfigMap", "web-values", "web-prod")
+from tests.support.attempts import CONFIG, DEPLOYMENT, World, attempt
 
 
 def only_the_deployment(request: RenderRequest) -> tuple[dict[str, Any], ...]:
@@ -24,19 +21,6 @@ def only_the_deployment(request: RenderRequest) -> tuple[dict[str, Any], ...]:
 
 def nothing(request: RenderRequest) -> tuple[dict[str, Any], ...]:
     return ()
-
-
-async def attempt(world: World, *, hooks: Hooks | None = None, self_heal: bool = True) -> Outcome:
-    [row] = await world.store.claim(daemon_id=DAEMON, limit=1, lease_s=60)
-    return await run_attempt(
-        row,
-        store=world.store,
-        cluster=world.cluster,
-        checkout=world.checkout,
-        options=dataclasses.replace(options(world.renderer), self_heal=self_heal),
-        superseded=lambda: False,
-        hooks=hooks,
-    )
 
 
 def new_generation(world: World, **changes: Any) -> Deployment:

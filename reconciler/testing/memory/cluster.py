@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from reconciler.cluster.label_selector import Selector
@@ -15,6 +16,13 @@ from reconciler.model import ObjectRef
 CLUSTER_SCOPED = frozenset(
     {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "StorageClass"}
 )
+
+
+def _entry(manager: str, operation: str, subresource: str | None = None) -> dict[str, Any]:
+    """A managedFields entry stamped now; fields are left out (the fakes do not track them)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = {"manager": manager, "operation": operation, "time": stamp}
+    return entry | ({"subresource": subresource} if subresource else {})
 
 
 class InMemoryCluster:
@@ -60,6 +68,7 @@ class InMemoryCluster:
             self.dry_runs.append(ref)
             return live
         existed = ref in self.objects
+        live["metadata"]["managedFields"] = [_entry(field_manager, "Apply")]
         self.objects[ref] = live
         self._changed("MODIFIED" if existed else "ADDED", live)
         self.applied.append(ref)
@@ -81,6 +90,22 @@ class InMemoryCluster:
             "updatedReplicas": 0,
             "conditions": [condition],
         }
+
+    def write_as(
+        self,
+        ref: ObjectRef,
+        change: Callable[[dict[str, Any]], None],
+        *,
+        manager: str,
+        subresource: str | None = None,
+    ) -> None:
+        """Another client's update (``kubectl edit``, a controller's status write): ``change``
+        edits the stored object, recorded in managedFields as ``manager``'s Update."""
+        live = self.objects[ref]
+        change(live)
+        entries = [e for e in live["metadata"].get("managedFields", []) if e["manager"] != manager]
+        live["metadata"]["managedFields"] = [*entries, _entry(manager, "Update", subresource)]
+        self._changed("MODIFIED", live)
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         return self.objects.get(ref)
