@@ -419,7 +419,7 @@ class Attempt(Recorder):
         for index, obj in enumerate(objects):
             ref = ObjectRef.from_object(obj)
             if ref in restarted:
-                await self.cluster.restart(ref, at=at)
+                await self.cluster.restart(ref, at=at, field_manager=self.options.field_manager)
                 now[index] = await self.cluster.get(ref) or applied[index]
         return now
 
@@ -428,7 +428,7 @@ class Attempt(Recorder):
         for ref in apply_stage.scalable_workloads(objects):
             if await self.cluster.get(ref) is None:
                 continue
-            await self.cluster.scale(ref, replicas=0)
+            await self.cluster.scale(ref, replicas=0, field_manager=self.options.field_manager)
             scaled.append(str(ref))
         if not scaled:
             return "nothing was running: no Deployment or StatefulSet of it exists"

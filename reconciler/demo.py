@@ -18,11 +18,12 @@ from pathlib import Path
 
 from reconciler import logs
 from reconciler.cluster.kube import Kube
-from reconciler.daemon import Daemon
+from reconciler.cluster.live import LiveCache
+from reconciler.daemon import OWNED_SELECTOR, Daemon
 from reconciler.db import Store
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.localpg import LocalPostgres
-from reconciler.model import Deployment
+from reconciler.model import Deployment, ObjectRef
 from reconciler.output import format_table
 from reconciler.repos import publish as ops_repo
 from reconciler.retry import poll_until
@@ -88,21 +89,34 @@ async def main(*, settings: Settings, keep: bool) -> int:
         store = await Store.connect(database_url)
         await store.migrate()
         kube = await Kube.connect(kubeconfig=kubeconfig, request_timeout_s=settings.kube_timeout_s)
-        daemon = Daemon(store=store, kube=kube, settings=settings)
+        live = LiveCache(kube, label_selector=OWNED_SELECTOR)
+        daemon = Daemon(store=store, kube=kube, settings=settings, live=live)
         daemon_task = asyncio.create_task(daemon.run())
         try:
             return await _story(
-                store, fail=fail, keep=keep, database_url=database_url, kubeconfig=kubeconfig
+                store,
+                kube=kube,
+                fail=fail,
+                keep=keep,
+                database_url=database_url,
+                kubeconfig=kubeconfig,
             )
         finally:
             daemon.stop()
             await daemon_task
+            await live.close()
             await kube.close()
             await store.close()
 
 
 async def _story(
-    store: Store, *, fail: Callable[[str], None], keep: bool, database_url: str, kubeconfig: str
+    store: Store,
+    *,
+    kube: Kube,
+    fail: Callable[[str], None],
+    keep: bool,
+    database_url: str,
+    kubeconfig: str,
 ) -> int:
     url = await asyncio.to_thread(
         ops_repo.publish_directory,
@@ -126,6 +140,7 @@ async def _story(
         )
     await _wait(store, "all healthy", lambda ds: all(d.current_status == "healthy" for d in ds))
     await _day_two(store, fail=fail)
+    await _live_state(store, kube=kube)
     await _show_history(store)
     if keep:
         _say("still running; Ctrl-C to stop. In another shell:")
@@ -165,6 +180,27 @@ async def _day_two(store: Store, *, fail: Callable[[str], None]) -> None:
     _say("UPDATE deployments SET desired_status = 'stopped' for worker/prod: scaled to 0")
     await store.set_desired(project="worker", environment="prod", desired_status="stopped")
     await _wait(store, "worker/prod stopped", _is("worker", "prod", "stopped", ""))
+
+
+async def _live_state(store: Store, *, kube: Kube) -> None:
+    """Someone scales a managed Deployment by hand: healed; then a deployment is deleted."""
+    _say("someone scales web/staging by hand (as `kubectl scale --replicas=5` would)")
+    web = ObjectRef("apps/v1", "Deployment", "web", "web-staging")
+    await kube.scale(web, replicas=5)
+    staging = await store.get_deployment(project="web", environment="staging")
+    assert staging is not None
+
+    async def healed() -> bool:
+        history = await store.history(deployment_id=staging.id, limit=1)
+        return bool(history) and history[0].action == "heal"
+
+    await poll_until(healed, timeout_s=60.0, interval_s=0.2)
+    [entry] = await store.history(deployment_id=staging.id, limit=1)
+    print(f"-- {entry.message}")
+
+    _say("UPDATE deployments SET desired_status = 'deleted' for web/staging: its objects go")
+    await store.set_desired(project="web", environment="staging", desired_status="deleted")
+    await _wait(store, "web/staging deleted", _is("web", "staging", "deleted", ""))
 
 
 async def _show_history(store: Store) -> None:

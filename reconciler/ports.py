@@ -155,7 +155,9 @@ class Cluster(Protocol):
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
 
-    async def scale(self, ref: ObjectRef, *, replicas: int) -> None: ...
+    async def scale(
+        self, ref: ObjectRef, *, replicas: int, field_manager: str | None = None
+    ) -> None: ...
 
     async def list_objects(
         self, *, api_version: str, kind: str, label_selector: str
@@ -181,7 +183,7 @@ class Cluster(Protocol):
         """Delete with ``propagationPolicy``; False when the object was already gone."""
         ...
 
-    async def restart(self, ref: ObjectRef, *, at: str) -> None:
+    async def restart(self, ref: ObjectRef, *, at: str, field_manager: str | None = None) -> None:
         """Roll a workload's pods (``kubectl rollout restart``): ``at`` is an RFC 3339 time."""
         ...
 

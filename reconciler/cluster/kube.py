@@ -192,7 +192,9 @@ class Kube:
 
         return await self._call(f"list pods in {namespace} ({selector})", call)
 
-    async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
+    async def scale(
+        self, ref: ObjectRef, *, replicas: int, field_manager: str | None = None
+    ) -> None:
         """Set the replicas of a Deployment/StatefulSet through its scale subresource."""
 
         async def call() -> None:
@@ -200,38 +202,36 @@ class Kube:
             scale = resource.subresources.get("scale")
             if scale is None:
                 raise kubernetes_error(f"{ref} has no scale subresource", status=405)
-            await self._dynamic.patch(
-                scale,
-                body={"spec": {"replicas": replicas}},
-                name=ref.name,
-                namespace=ref.namespace,
-                content_type="application/merge-patch+json",
-                serializer=_raw,
-                _request_timeout=self._request_timeout_s,
-                header_params=dict(self._headers),
-            )
+            await self._merge_patch(scale, ref, {"spec": {"replicas": replicas}}, field_manager)
 
         await self._call(f"scale {ref} to {replicas}", call)
 
-    async def restart(self, ref: ObjectRef, *, at: str) -> None:
-        """Restart a workload's pods the way ``kubectl rollout restart`` does: a patch of its pod
-        template's restartedAt annotation (a patch, not an apply, so the next apply, which does
-        not carry it, leaves it and the pods alone)."""
+    async def restart(self, ref: ObjectRef, *, at: str, field_manager: str | None = None) -> None:
+        """Restart a workload's pods as ``kubectl rollout restart`` does: a patch (not an apply:
+        the next apply, without it, leaves it and the pods alone) of restartedAt."""
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
 
         async def call() -> None:
             resource = await self._resource(ref.api_version, ref.kind)
-            await self._dynamic.patch(
-                resource,
-                body={"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}},
-                name=ref.name,
-                namespace=ref.namespace,
-                content_type="application/merge-patch+json",
-                serializer=_raw,
-                _request_timeout=self._request_timeout_s,
-                header_params=dict(self._headers),
-            )
+            await self._merge_patch(resource, ref, body, field_manager)
 
         await self._call(f"restart {ref}", call)
+
+    async def _merge_patch(
+        self, resource: Any, ref: ObjectRef, body: dict[str, Any], field_manager: str | None
+    ) -> None:
+        """A merge patch, written as ``field_manager`` (so the watch knows it for ours)."""
+        await self._dynamic.patch(
+            resource,
+            body=body,
+            name=ref.name,
+            namespace=ref.namespace,
+            content_type="application/merge-patch+json",
+            field_manager=field_manager,
+            serializer=_raw,
+            _request_timeout=self._request_timeout_s,
+            header_params=dict(self._headers),
+        )
 
     async def list_objects(
         self, *, api_version: str, kind: str, label_selector: str

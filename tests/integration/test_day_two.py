@@ -188,7 +188,7 @@ async def test_status_filters_by_status_and_project(pipeline: Pipeline) -> None:
     assert [line.count('"project": "app"') for line in failed.stdout.splitlines()] == [1]
     healthy = run_cli("status", "--status", "healthy", "--project", "app", database_url=url)
     assert (healthy.returncode, healthy.stdout.strip()) == (0, "no deployments match")
-    wrong = run_cli("status", "--status", "failed,degraded", database_url=url)
+    wrong = run_cli("status", "--status", "failed,broken", database_url=url)
     assert wrong.returncode == 2
-    assert "unknown status degraded" in wrong.stderr
-    assert "pending, syncing, healthy, failed, stopped, paused" in wrong.stderr
+    assert "unknown status broken" in wrong.stderr
+    assert "healthy, degraded, drifted, failed, stopped, deleted, paused" in wrong.stderr

@@ -113,12 +113,14 @@ class InMemoryCluster:
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return []
 
-    async def scale(self, ref: ObjectRef, *, replicas: int) -> None:
+    async def scale(
+        self, ref: ObjectRef, *, replicas: int, field_manager: str | None = None
+    ) -> None:
         self.objects[ref].setdefault("spec", {})["replicas"] = replicas
         self._changed("MODIFIED", self.objects[ref])
         self.scaled.append((ref, replicas))
 
-    async def restart(self, ref: ObjectRef, *, at: str) -> None:
+    async def restart(self, ref: ObjectRef, *, at: str, field_manager: str | None = None) -> None:
         template = self.objects[ref].setdefault("spec", {}).setdefault("template", {})
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
         annotations["kubectl.kubernetes.io/restartedAt"] = at
