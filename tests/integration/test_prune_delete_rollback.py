@@ -14,6 +14,7 @@ from reconciler.db import asyncpg_dsn
 from reconciler.model import Deployment, HistoryEntry
 from tests.support.gitrepo import APP_TEMPLATES
 from tests.support.pipeline import Pipeline
+from tests.support.processes import run_cli
 
 APP = {"project": "app", "environment": "prod"}
 NS = "app-prod"
@@ -236,3 +237,32 @@ async def test_a_dropped_watch_and_a_410_mid_rollout_still_converge(pipeline: Pi
         await asyncio.sleep(0.05)
     assert await healed()
     assert any(h.action == "heal" for h in await pipeline.store.history(deployment_id=d.id))
+
+
+async def test_the_cli_rolls_back_to_a_chosen_row_and_deletes(pipeline: Pipeline) -> None:
+    """`reconciler rollback P E --to ID` and `reconciler delete P E` (as processes) do what
+    their SQL does; a row of another deployment is refused before anything is written."""
+    await pipeline.start_daemon()
+    await pipeline.deploy("app", image_ref="reg/app:1")
+    d = await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
+    first = await _newest(pipeline, d)
+    await pipeline.deploy("app", image_ref="reg/app:2")
+    await pipeline.wait_for("app", until=healthy_on("reg/app:2"))
+    url = pipeline.store.url
+    wrong = await asyncio.to_thread(
+        run_cli, "rollback", "app", "prod", "--to", "999", database_url=url
+    )
+    assert wrong.returncode == 1
+    assert "history row 999 is not a healthy deploy of app/prod" in wrong.stderr
+    done = await asyncio.to_thread(
+        run_cli, "rollback", "app", "prod", "--to", str(first.id), database_url=url
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"rolling back to history row {first.id}" in done.stdout
+    back = await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
+    assert (await _newest(pipeline, back)).rolled_back_to == first.id
+    deleting = await asyncio.to_thread(run_cli, "delete", "app", "prod", database_url=url)
+    assert deleting.returncode == 0, deleting.stderr
+    assert "deleting the 3 object(s) it owns" in deleting.stdout
+    await pipeline.wait_for("app", until=lambda d: d.current_status == "deleted")
+    assert _live(pipeline, "Deployment", "app") is None
