@@ -63,6 +63,10 @@ class ObserverStore(Protocol):
 
     async def watched_deployments(self) -> list[WatchedDeployment]: ...
 
+    async def watched_among(self, ids: Sequence[int]) -> list[WatchedDeployment]: ...
+
+    async def inventory_among(self, ids: Sequence[int]) -> list[tuple[int, ObjectRef]]: ...
+
     async def request_heal(self, ids: Sequence[int]) -> list[int]: ...
 
     async def record_health_change(
@@ -227,21 +231,23 @@ class Observer:
         self.by_name = {(d.project, d.environment): d.id for d in watched}
 
     async def _reload_done(self) -> None:
+        """The inventory and status of the deployments whose attempts ended, in two queries."""
         ids, self._reload = self._reload, set()
         if not ids:
             return
-        watched = {d.id: d for d in await self.store.watched_deployments()}
+        watched = {d.id: d for d in await self.store.watched_among(sorted(ids))}
+        inventory = await self.store.inventory_among(sorted(ids))
+        self.owner_of = {k: v for k, v in self.owner_of.items() if v not in ids}
         for deployment_id in ids:
-            refs = await self.store.inventory_of(deployment_id)
-            for key in [k for k, v in self.owner_of.items() if v == deployment_id]:
-                del self.owner_of[key]
-            self.owner_of.update((key_of(ref), deployment_id) for ref in refs)
-            self.refs_of[deployment_id] = refs
-            for ref in refs:
-                self.cache.track(ref.api_version, ref.kind)
-            self._health.add(deployment_id)
-        self._set_deployments(list(watched.values()))
+            self.refs_of.pop(deployment_id, None)
+            self.deployments.pop(deployment_id, None)
+        for owner, ref in inventory:
+            self.owner_of[key_of(ref)] = owner
+            self.refs_of.setdefault(owner, []).append(ref)
+            self.cache.track(ref.api_version, ref.kind)
+        self._set_deployments([*self.deployments.values(), *watched.values()])
         for deployment_id in ids & watched.keys():
+            self._health.add(deployment_id)
             # A change that arrived before the inventory was known here is caught now.
             self._check_all(deployment_id)
 
@@ -301,7 +307,9 @@ class Observer:
         touched, self._health = self._health, set()
         healths: list[ObjectHealth] = []
         for deployment_id in sorted(touched):
-            healths.extend(await self._assess(deployment_id))
+            # An attempt's own rollout is its wait's business; it is assessed once it ends.
+            if not self.in_flight(deployment_id):
+                healths.extend(await self._assess(deployment_id))
         await self.store.record_object_health(healths)
 
     async def _assess(self, deployment_id: int) -> list[ObjectHealth]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from reconciler.db import rows
 from reconciler.db.connection import Transactional
 from reconciler.db.queries import query
-from reconciler.model import HistoryEntry, WatchedDeployment
+from reconciler.model import HistoryEntry, ObjectRef, WatchedDeployment
 
 
 class LiveState(Transactional):
@@ -40,6 +40,21 @@ class LiveState(Transactional):
             return [
                 WatchedDeployment(**r._mapping)
                 for r in await conn.execute(query("watched_deployments"))
+            ]
+
+    async def watched_among(self, ids: Sequence[int]) -> list[WatchedDeployment]:
+        """Of ``ids``, the deployments whose objects are watched."""
+        async with self._tx() as conn:
+            found = await conn.execute(query("watched_among"), {"ids": list(ids)})
+            return [WatchedDeployment(**r._mapping) for r in found]
+
+    async def inventory_among(self, ids: Sequence[int]) -> list[tuple[int, ObjectRef]]:
+        """The objects ``ids`` own, with their owner."""
+        async with self._tx() as conn:
+            found = await conn.execute(query("inventory_among"), {"ids": list(ids)})
+            return [
+                (r.deployment_id, ObjectRef(r.api_version, r.kind, r.name, r.namespace or None))
+                for r in found
             ]
 
     async def history_entry(self, history_id: int) -> HistoryEntry | None:

@@ -595,6 +595,19 @@ SELECT id, project, environment, current_status, desired_status, paused, self_he
 FROM deployments
 WHERE current_status IN ('healthy', 'degraded', 'drifted');
 
+-- name: watched_among
+-- Of the given deployments, those whose objects are watched (as watched_deployments).
+SELECT id, project, environment, current_status, desired_status, paused, self_heal
+FROM deployments
+WHERE id = ANY(CAST(:ids AS bigint[]))
+  AND current_status IN ('healthy', 'degraded', 'drifted');
+
+-- name: inventory_among
+-- The objects the given deployments own, with their owner.
+SELECT deployment_id, api_version, kind, namespace, name
+FROM deployment_objects
+WHERE deployment_id = ANY(CAST(:ids AS bigint[]));
+
 -- name: history_entry
 -- One history row by id; no row when there is none.
 SELECT id, deployment_id, generation, action, status, image_ref, sha, values_override, digest,

@@ -99,6 +99,12 @@ class InventoryMemory:
         )
         return True
 
+    async def watched_among(self, ids: Sequence[int]) -> list[WatchedDeployment]:
+        return [d for d in await self.watched_deployments() if d.id in set(ids)]
+
+    async def inventory_among(self, ids: Sequence[int]) -> list[tuple[int, ObjectRef]]:
+        return [(owner, ref) for owner, ref in await self.all_inventory() if owner in set(ids)]
+
     async def watched_deployments(self) -> list[WatchedDeployment]:
         return [
             WatchedDeployment(
