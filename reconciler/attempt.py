@@ -449,6 +449,7 @@ class Attempt(Recorder):
                 store=self.store,
                 timeout_s=self.options.health_timeout_s,
                 should_stop=self.superseded,
+                live=self.hooks.live,
             )
         except DatabaseError:
             raise

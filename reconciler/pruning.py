@@ -18,7 +18,7 @@ from reconciler.cluster.prune import deletion_order, kept, plan_prune, would_pru
 from reconciler.errors import PolicyError, kubernetes_error
 from reconciler.model import Deployment, ObjectRef
 from reconciler.policy import OWNER_LABELS
-from reconciler.ports import AttemptStore, Cluster
+from reconciler.ports import AttemptStore, Cluster, LiveView
 
 _GONE_POLL_S = 0.25
 
@@ -99,17 +99,20 @@ async def delete_all(
     store: AttemptStore,
     timeout_s: float,
     should_stop: Callable[[], bool],
+    live: LiveView | None = None,
 ) -> Removal:
     """Delete every inventory object in reverse apply order, each phase gone before the next
-    (workloads before the config they mount), honouring the keep annotation."""
+    (workloads before the config they mount).  The keep annotation does not hold here: the
+    deployment itself is going.  With ``live``, waiting reads the watch cache."""
     inventory = await store.inventory_of(deployment.id)
     removal = Removal()
     deadline = time.monotonic() + timeout_s
+    gone = _Gone(cluster=cluster, live=live)
     for phase in deletion_order(inventory):
         await asyncio.gather(
             *(_remove(ref, deployment, cluster, removal, keep=False) for ref in phase)
         )
-        await _wait_gone([r for r in phase if r in removal.deleted], cluster, deadline, should_stop)
+        await gone.wait([r for r in phase if r in removal.deleted], deadline, should_stop)
         await store.forget_objects(deployment_id=deployment.id, refs=phase)
     return removal
 
@@ -130,20 +133,36 @@ async def _remove(
         removal.deleted.append(ref)
 
 
-async def _wait_gone(
-    refs: Sequence[ObjectRef], cluster: Cluster, deadline: float, should_stop: Callable[[], bool]
-) -> None:
-    pending = list(refs)
-    while pending:
-        found = await asyncio.gather(*(cluster.get(r) for r in pending))
-        pending = [r for r, live in zip(pending, found, strict=True) if live is not None]
-        if not pending or should_stop():
-            return
-        if time.monotonic() >= deadline:
-            raise kubernetes_error(
-                f"still there after the deletion timeout: {_listed(pending)} "
-                "(a finalizer may hold them)",
-                status=0,
-                reason="Timeout",
-            )
-        await asyncio.sleep(_GONE_POLL_S)
+@dataclass(frozen=True)
+class _Gone:
+    """Waiting until deleted objects are gone: from the watch cache when there is one."""
+
+    cluster: Cluster
+    live: LiveView | None
+
+    async def _read(self, ref: ObjectRef) -> dict[str, Any] | None:
+        if self.live is None:
+            return await self.cluster.get(ref)
+        self.live.track(ref.api_version, ref.kind)
+        return self.live.get(ref)
+
+    async def wait(
+        self, refs: Sequence[ObjectRef], deadline: float, should_stop: Callable[[], bool]
+    ) -> None:
+        pending = list(refs)
+        while pending:
+            found = await asyncio.gather(*(self._read(r) for r in pending))
+            pending = [r for r, obj in zip(pending, found, strict=True) if obj is not None]
+            if not pending or should_stop():
+                return
+            if time.monotonic() >= deadline:
+                raise kubernetes_error(
+                    f"still there after the deletion timeout: {_listed(pending)} "
+                    "(a finalizer may hold them)",
+                    status=0,
+                    reason="Timeout",
+                )
+            if self.live is None:
+                await asyncio.sleep(_GONE_POLL_S)
+            else:
+                await self.live.wait_changed(pending, timeout_s=1.0)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import asyncpg
+
+from reconciler.db import asyncpg_dsn
 from reconciler.model import Deployment, HistoryEntry
 from tests.support.pipeline import Pipeline
 from tests.support.waiting import wait_for_value
@@ -136,3 +139,45 @@ async def test_a_crash_loop_after_healthy_degrades_then_recovers(pipeline: Pipel
     await pipeline.wait_for("app", until=lambda d: d.current_status == "healthy", timeout_s=60)
     health = [(h.action, h.status) for h in await _rows(pipeline, d) if h.action == "health"]
     assert health == [("health", "degraded"), ("health", "healthy")]
+
+
+async def test_a_paused_deployment_keeps_its_drift_and_its_health_observed(
+    pipeline: Pipeline,
+) -> None:
+    """While paused, a drift is not healed (the heal waits for resume) and health is still
+    observed; resuming heals it."""
+    d = await _deployed(pipeline)
+    await pipeline.store.set_paused(**APP, paused=True)
+    await pipeline.kubectl().run("-n", NS, "scale", "deployment/app", "--replicas=3")
+    await pipeline.wait_for("app", until=lambda d: d.heal_requested_at is not None)
+    pipeline.fakekube.faults.crashloop_images.append("reg/app:1")
+    pods = await pipeline.kubectl().run("-n", NS, "get", "pods", "-o", "name")
+    await pipeline.kubectl().run("-n", NS, "delete", pods.stdout.split()[0], "--wait=false")
+    await pipeline.wait_for("app", until=lambda d: d.current_status == "degraded")
+    live = _live(pipeline, "Deployment", "app")
+    assert live is not None and live["spec"]["replicas"] == 3  # type: ignore[index]
+    pipeline.fakekube.faults.crashloop_images.clear()
+    await pipeline.store.set_paused(**APP, paused=False)
+    await _wait_row(pipeline, d, "heal", "healthy")
+    live = _live(pipeline, "Deployment", "app")
+    assert live is not None and live["spec"]["replicas"] == 2  # type: ignore[index]
+
+
+async def test_the_inventory_records_each_objects_health(pipeline: Pipeline) -> None:
+    """deployment_objects holds every applied object with the health the watch saw."""
+    d = await _deployed(pipeline)
+
+    async def healths() -> dict[str, str | None] | None:
+        conn = await asyncpg.connect(asyncpg_dsn(pipeline.store.url))
+        try:
+            rows = await conn.fetch(
+                "SELECT kind, health, applied_at FROM deployment_objects WHERE deployment_id = $1",
+                d.id,
+            )
+        finally:
+            await conn.close()
+        found = {r["kind"]: r["health"] for r in rows if r["applied_at"] is not None}
+        return found if all(found.values()) and len(found) == 3 else None
+
+    found = await wait_for_value(healths, timeout_s=10, interval_s=0.1, failure=lambda: "none")
+    assert found == {"ConfigMap": "healthy", "Deployment": "healthy", "Service": "healthy"}
