@@ -160,6 +160,11 @@ async def test_rollback_after_a_bad_template_commit_renders_the_healthy_commit(
     good = await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
     await pipeline.deploy("app", image_ref="reg/app:2")
     await pipeline.wait_for("app", until=healthy_on("reg/app:2"))
+    pipeline.ops.write_project("app", greeting="second")
+    second = await _commit(pipeline, {}, "second greeting")
+    await pipeline.wait_for("app", until=healthy_on("reg/app:2", second))
+    config = _live(pipeline, "ConfigMap", "app-config")
+    assert config is not None and config["data"]["greeting"] == "second"
     tip = await _commit(pipeline, dict([BROKEN]), "broken")
     await pipeline.wait_for("app", until=lambda d: d.current_status == "failed")
     await pipeline.store.set_desired(**APP, desired_status="rollback")
@@ -172,6 +177,8 @@ async def test_rollback_after_a_bad_template_commit_renders_the_healthy_commit(
     live = _live(pipeline, "Deployment", "app")
     assert live is not None
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "reg/app:1"
+    config = _live(pipeline, "ConfigMap", "app-config")
+    assert config is not None and config["data"]["greeting"] == "hello"  # the first commit's
     await asyncio.sleep(2.5)  # more than two passes: nothing retries at the broken tip
     assert (await _newest(pipeline, back)).id == row.id
 
