@@ -15,6 +15,7 @@ from reconciler.model import Deployment, HistoryEntry
 from tests.support.gitrepo import APP_TEMPLATES
 from tests.support.pipeline import Pipeline
 from tests.support.processes import run_cli
+from tests.support.waiting import wait_for_value
 
 APP = {"project": "app", "environment": "prod"}
 NS = "app-prod"
@@ -235,15 +236,13 @@ async def test_a_dropped_watch_and_a_410_mid_rollout_still_converge(pipeline: Pi
     pipeline.fakekube.rollout_delay_s = 0.05
     await pipeline.kubectl().run("-n", NS, "delete", "configmap", "app-config")
 
-    async def healed() -> bool:
-        return _live(pipeline, "ConfigMap", "app-config") is not None
+    async def healed() -> HistoryEntry | None:
+        rows = await pipeline.store.history(deployment_id=d.id)
+        return next((h for h in rows if (h.action, h.status) == ("heal", "healthy")), None)
 
-    for _ in range(200):
-        if await healed():
-            break
-        await asyncio.sleep(0.05)
-    assert await healed()
-    assert any(h.action == "heal" for h in await pipeline.store.history(deployment_id=d.id))
+    row = await wait_for_value(healed, timeout_s=30, interval_s=0.05, failure=lambda: "no heal")
+    assert "ConfigMap app-prod/app-config was deleted" in row.message
+    assert _live(pipeline, "ConfigMap", "app-config") is not None
 
 
 async def test_the_cli_rolls_back_to_a_chosen_row_and_deletes(pipeline: Pipeline) -> None:
