@@ -397,6 +397,30 @@ class FakeKubeProcess:
         record = answer["request"]
         return RequestRecord(**record) if record else None
 
+    async def get_object(
+        self, *, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The stored object (as ``api_version`` shows it), or None."""
+        answer = await self.ask(
+            "object", api_version=api_version, kind=kind, namespace=namespace, name=name
+        )
+        found: dict[str, Any] | None = answer["object"]
+        return found
+
+    async def apply_objects(
+        self, objects: Sequence[Mapping[str, Any]], *, field_manager: str
+    ) -> int:
+        """Server-side apply ``objects`` inside fakekube (no HTTP); how many it applied."""
+        answer = await self.ask("apply", objects=list(objects), field_manager=field_manager)
+        return int(answer["applied"])
+
+    async def count(self, *, api_version: str, kind: str, label_selector: str | None = None) -> int:
+        """How many objects of a kind fakekube stores, in all namespaces."""
+        answer = await self.ask(
+            "count", api_version=api_version, kind=kind, label_selector=label_selector
+        )
+        return int(answer["count"])
+
     async def stop(self) -> None:
         if self._process is None or self._process.returncode is not None:
             return
