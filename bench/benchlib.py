@@ -310,6 +310,12 @@ class Workdir:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def postgres_pid(workdir: Path) -> int:
+    """The postmaster of :func:`local_postgres` (its backends are its children)."""
+    text = (workdir / "pgdata" / "postmaster.pid").read_text(encoding="ascii")
+    return int(text.splitlines()[0])
+
+
 @contextlib.asynccontextmanager
 async def local_postgres(workdir: Path) -> AsyncIterator[str]:
     """A throwaway PostgreSQL with the schema migrated; yields its URL."""

@@ -58,6 +58,7 @@ from benchlib import (
     machine_description,
     pass_events,
     percentile,
+    postgres_pid,
     request_breakdown,
     request_kinds,
     result_line,
@@ -172,6 +173,16 @@ def _seconds(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+async def _transactions(pipeline: Pipeline) -> int:
+    """Transactions committed or rolled back in the database so far (every client's; ours are
+    the few progress queries, 4 a second)."""
+    value = await pipeline.conn.fetchval(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+        "WHERE datname = current_database()"
+    )
+    return int(value)
+
+
 async def _converge(
     pipeline: Pipeline, *, daemon: DaemonProcess, fleet: Fleet, repo_ids: dict[str, int]
 ) -> float:
@@ -183,15 +194,22 @@ async def _converge(
 
 
 async def _bulk_update(
-    pipeline: Pipeline, *, daemon: DaemonProcess, kube: FakeKubeProcess, profiling: bool
+    pipeline: Pipeline,
+    *,
+    daemon: DaemonProcess,
+    kube: FakeKubeProcess,
+    postgres: int,
+    profiling: bool,
 ) -> dict[str, Any]:
     """The timed update and what it cost."""
     daemon_cpu = tree_cpu(daemon.pid)
+    postgres_cpu = tree_cpu(postgres)
     kube_cpu = cpu_times(kube.pid)
     if profiling:
         daemon.signal(signal.SIGUSR1)
     pipeline.peak_other_connections = 0
     pipeline.peak_busy_connections = 0
+    transactions = await _transactions(pipeline)
     machine_cpu = MachineCpu()
     commit_at = await pipeline.update_all_images("reg.bench/app:2")
     try:
@@ -200,8 +218,10 @@ async def _bulk_update(
         if profiling:
             daemon.signal(signal.SIGUSR2)
     busy = machine_cpu.busy_share()
+    transactions = await _transactions(pipeline) - transactions
     daemon_used = tree_cpu(daemon.pid) - daemon_cpu
     kube_used = cpu_times(kube.pid) - kube_cpu
+    postgres_used = tree_cpu(postgres) - postgres_cpu
     done_at = await pipeline.last_finish(since=commit_at) or time.time()
     events = daemon.events()
     return {
@@ -218,6 +238,8 @@ async def _bulk_update(
         "events": events,
         "warnings": daemon.warnings(),
         "phases": await _attempt_phases(pipeline, events=events, commit_at=commit_at),
+        "transactions": transactions,
+        "postgres_used": postgres_used,
     }
 
 
@@ -249,7 +271,11 @@ async def _run(arguments: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(3.0)
                 say("bulk update: one UPDATE of every row's image_ref")
                 window = await _bulk_update(
-                    pipeline, daemon=daemon, kube=kube, profiling=arguments.profile is not None
+                    pipeline,
+                    daemon=daemon,
+                    kube=kube,
+                    postgres=postgres_pid(work.path),
+                    profiling=arguments.profile is not None,
                 )
             window["git"] = git_invocations(
                 git_log, since=window["commit_at"], until=window["done_at"] + 0.5
@@ -314,6 +340,7 @@ def _report(
         "render_workers": round(daemon_used.helpers_s * per, 2),
         "git_and_reaped": round(daemon_used.reaped_s * per, 2),
         "fakekube": round(kube_used.own_s * per, 2),
+        "postgres": round(window["postgres_used"].total_s * per, 2),
     }
     cpu_goal_ms = cpu_ms["daemon"] + cpu_ms["render_workers"] + cpu_ms["fakekube"]
     concurrency = (
@@ -368,6 +395,7 @@ def _report(
         f"   (git and reaped children {cpu_ms['git_and_reaped']:.2f} ms)",
     )
     result_line("CPU per deployment: fakekube", f"{cpu_ms['fakekube']:8.2f} ms")
+    result_line("CPU per deployment: PostgreSQL (not in goal)", f"{cpu_ms['postgres']:8.2f} ms")
     result_line(
         "CPU per deployment: daemon+workers+fakekube",
         f"{cpu_goal_ms:8.2f} ms   (goal <= {GOAL_CPU_MS_PER_DEPLOYMENT:g} ms)",
@@ -384,6 +412,11 @@ def _report(
         f"{memory['main_rss'] / 1024:.0f} / {memory['main_peak_rss'] / 1024:.0f} MiB; "
         f"{memory['helpers_rss'] / 1024:.0f} MiB ({memory['helpers']} processes); "
         f"{memory['tree_pss'] / 1024:.0f} MiB",
+    )
+    result_line(
+        "database transactions per deployment",
+        f"{window['transactions'] / deployments:8.1f}   (pg_stat_database, all clients; the "
+        "benchmark's own progress queries included)",
     )
     result_line(
         "peak database connections: open / busy",
@@ -430,6 +463,7 @@ def _report(
         "fakekube_cpu_s": round(kube_used.own_s, 2),
         "machine_busy_share": round(window["busy"], 3),
         "daemon_memory_kib": memory,
+        "db_transactions_per_deployment": round(window["transactions"] / deployments, 2),
         "peak_db_connections": window["peak_connections"],
         "peak_busy_db_connections": window["peak_busy"],
         "history": dict(statuses),
