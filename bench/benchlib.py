@@ -34,9 +34,15 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from reconciler.db import Store, asyncpg_dsn
-from reconciler.localpg import LocalPostgres
-from reconciler.testing.fakekube import RequestRecord
+ROOT = Path(__file__).resolve().parent.parent
+"""The checkout the benchmarks belong to: its ``reconciler`` is the one measured, in this
+process and in every child (PYTHONPATH), not whatever an editable install points at."""
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from reconciler.db import Store, asyncpg_dsn  # noqa: E402
+from reconciler.localpg import LocalPostgres  # noqa: E402
+from reconciler.testing.fakekube import RequestRecord  # noqa: E402
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -98,7 +104,7 @@ def machine_description() -> dict[str, Any]:
 
 def _code_version() -> str:
     """HEAD's short sha, with "+changes" when reconciler/ differs from it."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     env = {"PATH": "/usr/bin:/bin", "HOME": str(root), "GIT_CONFIG_NOSYSTEM": "1"}
     head = subprocess.run(
         [_REAL_GIT, "rev-parse", "--short", "HEAD"],
@@ -267,6 +273,7 @@ def child_environment(*, home: Path, extra_path: Sequence[Path] = ()) -> dict[st
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "GIT_CONFIG_NOSYSTEM": "1",
+        "PYTHONPATH": str(ROOT),
     }
 
 
@@ -301,6 +308,12 @@ class Workdir:
             say(f"kept {self.path}")
         else:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def postgres_pid(workdir: Path) -> int:
+    """The postmaster of :func:`local_postgres` (its backends are its children)."""
+    text = (workdir / "pgdata" / "postmaster.pid").read_text(encoding="ascii")
+    return int(text.splitlines()[0])
 
 
 @contextlib.asynccontextmanager
@@ -389,6 +402,30 @@ class FakeKubeProcess:
         answer = await self.ask("first_apply", since=since, path_contains=path_contains)
         record = answer["request"]
         return RequestRecord(**record) if record else None
+
+    async def get_object(
+        self, *, api_version: str, kind: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The stored object (as ``api_version`` shows it), or None."""
+        answer = await self.ask(
+            "object", api_version=api_version, kind=kind, namespace=namespace, name=name
+        )
+        found: dict[str, Any] | None = answer["object"]
+        return found
+
+    async def apply_objects(
+        self, objects: Sequence[Mapping[str, Any]], *, field_manager: str
+    ) -> int:
+        """Server-side apply ``objects`` inside fakekube (no HTTP); how many it applied."""
+        answer = await self.ask("apply", objects=list(objects), field_manager=field_manager)
+        return int(answer["applied"])
+
+    async def count(self, *, api_version: str, kind: str, label_selector: str | None = None) -> int:
+        """How many objects of a kind fakekube stores, in all namespaces."""
+        answer = await self.ask(
+            "count", api_version=api_version, kind=kind, label_selector=label_selector
+        )
+        return int(answer["count"])
 
     async def stop(self) -> None:
         if self._process is None or self._process.returncode is not None:
@@ -754,8 +791,11 @@ class DaemonProcess:
         settings: Mapping[str, str],
         name: str = "daemon",
         extra_path: Sequence[Path] = (),
+        command: Sequence[str] | None = None,
     ) -> None:
         self.log_path = workdir / f"{name}.log"
+        self.command = list(command or [sys.executable, "-m", "reconciler", "run"])
+        """What runs the daemon (``bench/profiled_daemon.py`` for a profile)."""
         self.env = child_environment(home=workdir, extra_path=extra_path)
         self.env.update(
             {
@@ -784,6 +824,11 @@ class DaemonProcess:
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.poll()
 
+    def signal(self, signum: int) -> None:
+        """Send the daemon a signal (the profiler's SIGUSR1 / SIGUSR2)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signum)
+
     async def start(self, *, timeout_s: float = 60.0) -> None:
         """Start it and wait for its first pass (it is connected and has looked for work)."""
         await asyncio.to_thread(self._launch)
@@ -792,7 +837,7 @@ class DaemonProcess:
     def _launch(self) -> None:
         self._log_file = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "run"],
+            self.command,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -925,3 +970,25 @@ def request_kinds(records: Iterable[RequestRecord]) -> Counter[str]:
             verb = record.method.lower()
         counts[f"{verb} {resource}{'' if named else ' (list)'}"] += 1
     return counts
+
+
+REQUEST_CLASSES = ("apply", "dry-run apply", "get", "list", "watch")
+"""How :func:`request_breakdown` groups requests; anything else is "other <METHOD>"."""
+
+
+def request_breakdown(records: Iterable[RequestRecord]) -> dict[str, Counter[str]]:
+    """Requests grouped by class (server-side applies, dry-run applies, GETs of one object,
+    LISTs, WATCHes, other), then by resource (plural, e.g. 'deployments')."""
+    found: dict[str, Counter[str]] = {}
+    for record in records:
+        resource, named = resource_of(record.path)
+        if record.method == "PATCH" and record.content_type == APPLY_CONTENT_TYPE:
+            verb = "dry-run apply" if record.dry_run else "apply"
+        elif record.method == "GET" and record.query.get("watch") in ("true", "1"):
+            verb = "watch"
+        elif record.method == "GET":
+            verb = "get" if named else "list"
+        else:
+            verb = f"other {record.method}"
+        found.setdefault(verb, Counter())[resource] += 1
+    return found

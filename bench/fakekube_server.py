@@ -9,6 +9,13 @@ JSON line back:
 * ``{"command": "first_apply", "since": T, "path_contains": S}``: the first server-side apply
   at or after T whose path contains S (or null);
 * ``{"command": "set_latency", "latency_s": S}``: change ``faults.latency_s``;
+* ``{"command": "object", "api_version": V, "kind": K, "namespace": N, "name": M}``: the stored
+  object as that version shows it (or null);
+* ``{"command": "apply", "objects": [...], "field_manager": M}``: server-side apply each object
+  (the code path of ``PATCH application/apply-patch+yaml``, without HTTP): how bench/idle.py
+  creates 25,000 objects that look like the daemon's own in seconds, not minutes;
+* ``{"command": "count", "api_version": V, "kind": K, "label_selector": S|null}``: how many
+  objects of a kind are stored (all namespaces);
 * ``{"command": "ping"}``.
 
 End of stdin stops the server.  ``python -m reconciler.testing.fakekube`` takes fault options on
@@ -27,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.testing.fakekube import FakeKube
+from reconciler.testing.fakekube.api_errors import ApiError
+from reconciler.testing.fakekube.resource_types import ResourceType
 
 _APPLY = "application/apply-patch+yaml"
 
@@ -43,6 +52,23 @@ def _answer(fakekube: FakeKube, command: dict[str, Any]) -> dict[str, Any]:
     name = command.get("command")
     if name == "ping":
         return {"ok": True}
+    if name == "object":
+        return {
+            "object": fakekube.get_object(
+                api_version=str(command["api_version"]),
+                kind=str(command["kind"]),
+                namespace=command.get("namespace"),
+                name=str(command["name"]),
+            )
+        }
+    if name == "apply":
+        return {"applied": _apply(fakekube, command["objects"], str(command["field_manager"]))}
+    if name == "count":
+        resource = _resource(fakekube, str(command["api_version"]), str(command["kind"]))
+        listed = fakekube.registry.list_objects(
+            resource, None, label_selector=command.get("label_selector")
+        )
+        return {"count": len(listed["items"])}
     if name == "set_latency":
         fakekube.faults.latency_s = float(command["latency_s"])
         return {"ok": True}
@@ -70,6 +96,22 @@ def _answer(fakekube: FakeKube, command: dict[str, Any]) -> dict[str, Any]:
     return {"error": f"unknown command {name!r}"}
 
 
+def _resource(fakekube: FakeKube, api_version: str, kind: str) -> ResourceType:
+    resource = fakekube.registry.types.by_kind(api_version, kind)
+    if resource is None:
+        raise KeyError(f"fakekube does not serve {kind} ({api_version})")
+    return resource
+
+
+def _apply(fakekube: FakeKube, objects: list[dict[str, Any]], manager: str) -> int:
+    for obj in objects:
+        resource = _resource(fakekube, str(obj["apiVersion"]), str(obj["kind"]))
+        metadata = obj["metadata"]
+        namespace = str(metadata.get("namespace") or "") if resource.namespaced else ""
+        fakekube.registry.apply(resource, namespace, str(metadata["name"]), obj, manager=manager)
+    return len(objects)
+
+
 async def _serve(arguments: argparse.Namespace) -> None:
     fakekube = FakeKube(rollout_delay_s=arguments.rollout_delay, time_factor=1.0)
     fakekube.faults.latency_s = arguments.latency
@@ -82,6 +124,8 @@ async def _serve(arguments: argparse.Namespace) -> None:
         while line := await reader.readline():
             try:
                 answer = _answer(fakekube, json.loads(line))
+            except ApiError as exc:
+                answer = {"error": f"fakekube refused it: {exc}"}
             except (ValueError, KeyError, TypeError) as exc:
                 answer = {"error": f"bad command {line[:200]!r}: {exc}"}
             sys.stdout.write(json.dumps(answer) + "\n")

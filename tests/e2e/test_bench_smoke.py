@@ -1,5 +1,5 @@
-"""The benchmarks still run: small runs of bench/wake_latency.py, bench/throughput.py and
-bench/hostile_neighbours.py."""
+"""The benchmarks still run: small runs of bench/wake_latency.py, bench/throughput.py,
+bench/hostile_neighbours.py and bench/drift_heal.py."""
 
 from __future__ import annotations
 
@@ -53,8 +53,11 @@ def test_throughput_small_ends_with_its_json_line() -> None:
     assert payload["bench"] == "throughput"
     assert payload["deployments"] == 100
     assert payload["history"] == {"healthy": 100}
-    # At least the namespace, ConfigMap and Deployment applies and one health read each.
-    assert payload["requests_per_deployment"] >= 4
+    # At least the Namespace, ConfigMap and Deployment applies (health comes from the watches).
+    assert payload["requests_per_deployment"] >= 3
+    assert payload["requests"]["apply"]["by_resource"]["deployments"] == 100
+    assert payload["concurrency_default"] is True
+    assert set(payload["cpu_ms_per_deployment"]) >= {"daemon", "render_workers", "fakekube"}
     assert payload["bulk_update_s"] > 0
 
 
@@ -68,3 +71,15 @@ def test_hostile_neighbours_small_ends_with_its_json_line() -> None:
         assert figures["n"] == 10
         assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
         assert figures["render_stage_p50_ms"] is not None
+
+
+def test_drift_heal_small_heals_every_kubectl_change() -> None:
+    """drift_heal.py --small exits 0: each of its 6 kubectl changes is undone and leaves a heal
+    history row."""
+    payload = _run_small("drift_heal.py")
+    assert payload["bench"] == "drift_heal"
+    assert payload["trials"] == 6
+    assert payload["heal_rows"] == 6
+    assert set(payload["by_kind"]) == {"set image", "scale", "delete configmap"}
+    overall = payload["overall"]
+    assert 0 < overall["p50_ms"] <= overall["p95_ms"] <= overall["max_ms"]
