@@ -181,10 +181,10 @@ async def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler import daemon, logs
+    from reconciler import logs, process
 
     logs.configure(log_format=settings.log_format, level=settings.log_level)
-    return await daemon.main(settings=settings, once=args.once)
+    return await process.main(settings=settings, once=args.once)
 
 
 STATUS_FILTERS = (

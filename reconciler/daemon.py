@@ -20,27 +20,20 @@ from dataclasses import dataclass
 
 from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
 from reconciler.checkouts import Checkouts
-from reconciler.cluster.kube import Kube
-from reconciler.cluster.live import LiveCache
 from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
-from reconciler.errors import ConfigError, DatabaseError, KubernetesError
+from reconciler.errors import DatabaseError
 from reconciler.logs import get_logger
 from reconciler.model import AttemptStatus, Checkout, Deployment, OpsRepo
 from reconciler.observer import ObservedCache, Observer
 from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
 from reconciler.render.service import PoolRenderer
-from reconciler.render.validation import check_version
-from reconciler.repo_sync import GitFetcher, claim_repos_dir
-from reconciler.retry import Backoff, retry
+from reconciler.repo_sync import GitFetcher
+from reconciler.retry import Backoff
 from reconciler.settings import Settings
 
 log = get_logger("daemon")
 
-# Reconciles hold a connection only for short transactions, so the pool need not grow with
-# RECONCILER_CONCURRENCY (peaks measured: 13 busy at concurrency 64); ten plus ten overflow
-# leaves room for several daemons under PostgreSQL's default max_connections of 100.
-DATABASE_POOL_SIZE = 10
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Each drains and stops; a second one stops at once.  SIGHUP too: a closed terminal or a
@@ -53,7 +46,6 @@ _SUCCESS = frozenset(
 )
 OWNED_SELECTOR = "reconciler.io/project"
 """What the watches select: every object (and Pod) labelled with an owning deployment."""
-_CONNECT_BACKOFF = Backoff(base_s=0.5, max_s=30.0, jitter=1.0)
 
 ListenerFactory = Callable[[Callable[[str], None], Callable[[], None]], Notifications]
 """Given the NOTIFY and the (re)connected callbacks, the LISTEN connection to run."""
@@ -426,63 +418,3 @@ class Daemon:
         if pending:
             # Each cancelled attempt records itself as interrupted before it ends.
             await asyncio.wait(pending, timeout=10)
-
-
-async def main(*, settings: Settings, once: bool) -> int:
-    """``reconciler run``: connect, then loop until a signal (or one pass with ``once``)."""
-    if not settings.database_url:
-        raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")
-    check_version(settings.kubernetes_version)
-    # Before anything else: a second daemon on the same checkouts must not even connect.
-    with claim_repos_dir(settings.repos_dir):
-        store = await _connect_store(settings.database_url, once=once, pool_size=DATABASE_POOL_SIZE)
-        try:
-            kube = await _connect_kube(settings, once=once)
-            live = LiveCache(kube, label_selector=OWNED_SELECTOR)
-            try:
-                daemon = Daemon(store=store, kube=kube, settings=settings, live=live)
-                loop = asyncio.get_running_loop()
-                for signum in STOP_SIGNALS:
-                    loop.add_signal_handler(signum, daemon.stop)
-                try:
-                    return await daemon.run(once=once)
-                finally:
-                    for signum in STOP_SIGNALS:
-                        loop.remove_signal_handler(signum)
-            finally:
-                await live.close()
-                await kube.close()
-        finally:
-            await store.close()
-
-
-def _retry_unless_once(event: str, *, once: bool) -> Callable[[BaseException, int], float | None]:
-    """Wait out a service that is not there yet (a daemon starting before its database), but
-    let ``run --once`` fail at once."""
-
-    def decide(exc: BaseException, attempt: int) -> float | None:
-        if once:
-            return None
-        delay = _CONNECT_BACKOFF.delay(attempt)
-        log.warning(event, error=str(exc), retry_in_s=delay)
-        return delay
-
-    return decide
-
-
-async def _connect_store(url: str, *, once: bool, pool_size: int) -> Store:
-    return await retry(
-        lambda: Store.connect(url, pool_size=pool_size),
-        decide=_retry_unless_once("database_unavailable", once=once),
-        catch=(DatabaseError,),
-    )
-
-
-async def _connect_kube(settings: Settings, *, once: bool) -> Kube:
-    return await retry(
-        lambda: Kube.connect(
-            kubeconfig=settings.kubeconfig, request_timeout_s=settings.kube_timeout_s
-        ),
-        decide=_retry_unless_once("kubernetes_unavailable", once=once),
-        catch=(KubernetesError,),
-    )

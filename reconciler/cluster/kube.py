@@ -18,17 +18,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from kubernetes.aio import config as kube_config
-from kubernetes.aio.client import ApiClient, Configuration
+from kubernetes.aio.client import ApiClient
 from kubernetes.aio.client.exceptions import ApiException
-from kubernetes.aio.config.config_exception import ConfigException
 from kubernetes.aio.dynamic import DynamicClient
 from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from reconciler.cluster.api_status import status_message
+from reconciler.cluster.kube_config import load_configuration
 from reconciler.cluster.server_fields import RESTARTED_AT, strip_server_fields
 from reconciler.cluster.watch_events import read_watch_events
-from reconciler.errors import ConfigError, KubernetesError, kubernetes_error
+from reconciler.errors import KubernetesError, kubernetes_error
 from reconciler.model import ObjectRef
 from reconciler.retry import Backoff, retry
 
@@ -70,6 +69,7 @@ class Kube:
         self._max_retries = max_retries
         self._backoff = backoff
         self._discovery_lock = asyncio.Lock()
+        self._resources: dict[tuple[str, str], Any] = {}
         self._headers: dict[str, str] = {}
         self._impersonating: dict[str, Kube] = {}
 
@@ -85,7 +85,7 @@ class Kube:
         pool_size: int = 64,
     ) -> Kube:
         """Connect with ``kubeconfig``, else in-cluster config, else ``~/.kube/config``."""
-        configuration = await _load_configuration(kubeconfig)
+        configuration = await load_configuration(kubeconfig)
         configuration.connection_pool_maxsize = pool_size
         api = ApiClient(configuration=configuration)
         # A discovery cache per connection: the client's default file is shared by every
@@ -364,24 +364,33 @@ class Kube:
     async def refresh_discovery(self) -> None:
         """Forget cached discovery (after a CRD is Established)."""
         async with self._discovery_lock:
+            self._resources.clear()
             await self._call("refresh discovery", self._dynamic.resources.invalidate_cache)
 
     async def _resource(self, api_version: str, kind: str) -> Any:
-        try:
-            return await self._dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            # A kind whose CRD was created a moment ago: look again once before giving up.
-            async with self._discovery_lock:
-                await self._dynamic.resources.invalidate_cache()
+        """The API resource serving ``kind``, looked up once.  The client's discovery cache is
+        only touched behind one lock: read while another task invalidates it, it fails."""
+        found = self._resources.get((api_version, kind))
+        if found is not None:
+            return found
+        async with self._discovery_lock:
             try:
-                return await self._dynamic.resources.get(api_version=api_version, kind=kind)
+                found = await self._dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
-                raise kubernetes_error(
-                    f"the cluster does not serve {kind} in {api_version} "
-                    "(a missing CRD, or a wrong apiVersion?)",
-                    status=404,
-                    reason="NotServed",
-                ) from None
+                # A kind whose CRD was created a moment ago: look again once before giving up.
+                self._resources.clear()
+                await self._dynamic.resources.invalidate_cache()
+                try:
+                    found = await self._dynamic.resources.get(api_version=api_version, kind=kind)
+                except ResourceNotFoundError:
+                    raise kubernetes_error(
+                        f"the cluster does not serve {kind} in {api_version} "
+                        "(a missing CRD, or a wrong apiVersion?)",
+                        status=404,
+                        reason="NotServed",
+                    ) from None
+            self._resources[(api_version, kind)] = found
+            return found
 
     async def _call(self, what: str, call: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``call`` with a timeout, retrying transient failures with backoff and jitter."""
@@ -431,27 +440,6 @@ class Kube:
         if attempt > self._max_retries or time.monotonic() + delay >= deadline:
             return None
         return delay
-
-
-async def _load_configuration(kubeconfig: str | None) -> Configuration:
-    """The client configuration from ``kubeconfig``, else in-cluster, else ``~/.kube/config``."""
-    configuration = Configuration()
-    try:
-        if kubeconfig:
-            await kube_config.load_kube_config(
-                config_file=kubeconfig, client_configuration=configuration, persist_config=False
-            )
-        else:
-            try:
-                kube_config.load_incluster_config(client_configuration=configuration)
-            except ConfigException:
-                await kube_config.load_kube_config(
-                    client_configuration=configuration, persist_config=False
-                )
-    except (ConfigException, OSError) as exc:
-        where = kubeconfig or "in-cluster config or ~/.kube/config"
-        raise ConfigError(f"cannot load Kubernetes configuration from {where}: {exc}") from exc
-    return configuration
 
 
 def _retryable_cause(error: BaseException) -> BaseException | None:

@@ -244,7 +244,7 @@ STATUS_CASES = [
         files=_with_deployment(),
         row={"desired_status": "rollback"},
         message="nothing to roll back to: no healthy deploy of an image other than reg/app:1 "
-        "in this deployment's history",
+        "in the history of bad/prod",
     ),
     Case(
         "stop_of_a_deployment_never_deployed",
@@ -324,7 +324,8 @@ async def test_bad_input_fails_clearly_and_alone(pipeline: Pipeline, case: Case)
     after = await pipeline.store.get_deployment(project="control", environment="prod")
     assert after is not None and after.current_status == "healthy"
     assert pipeline.applies(name="control") == applies_before + 1  # only _still_serving's
-    assert len(await pipeline.store.history(deployment_id=control.id)) == 2
+    rows = await pipeline.store.history(deployment_id=control.id)
+    assert len(rows) == 2, [(h.action, h.status, h.image_ref, h.sha, h.message) for h in rows]
 
 
 DNS_RULE = "must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)"
@@ -440,7 +441,8 @@ async def test_bad_rows_are_refused_at_write_time(pipeline: Pipeline, case: Case
     assert str(caught.value) == case.write_error
     assert [d.project for d in await pipeline.store.list_deployments()] == ["control"]
     await _still_serving(pipeline)
-    assert len(await pipeline.store.history(deployment_id=control.id)) == 2
+    rows = await pipeline.store.history(deployment_id=control.id)
+    assert len(rows) == 2, [(h.action, h.status, h.image_ref, h.sha, h.message) for h in rows]
 
 
 async def _converged_control(p: Pipeline) -> Deployment:
