@@ -155,6 +155,8 @@ class Attempt(Recorder):
     cancelled: Predicate
     hooks: Hooks
     drift: list[str] = field(default_factory=list)
+    inventory: list[ObjectRef] = field(default_factory=list)
+    """What the deployment owned before this attempt's render was admitted."""
 
     async def run(self) -> Outcome:
         try:
@@ -248,7 +250,7 @@ class Attempt(Recorder):
         rules = await self.store.policy_for(self.d.ops_repo_id)
         if rules.impersonated_user is not None:
             self.cluster = self.cluster.impersonating(rules.impersonated_user)
-        inventory = await self.store.inventory_of(self.d.id)
+        self.inventory = inventory = await self.store.inventory_of(self.d.id)
         if self.verb is not Verb.STOP:
             refuse_pruning_everything(
                 self.d,
@@ -350,9 +352,7 @@ class Attempt(Recorder):
             field_manager=self.options.field_manager,
         )
         refs = [ObjectRef.from_object(o) for o in objects]
-        await self._best_effort(
-            "mark_applied", self.store.mark_applied(deployment_id=self.d.id, refs=refs)
-        )
+        self.applied_objects = tuple(refs)
         if self.verb is Verb.REDEPLOY and self.d.redeploy_restart:
             applied = await self._restart(objects, applied)
         self.hooks.applied()
@@ -371,7 +371,13 @@ class Attempt(Recorder):
         )
         if health.status is HealthStatus.HEALTHY:
             try:
-                removal = await prune(self.d, rendered=refs, cluster=self.cluster, store=self.store)
+                removal = await prune(
+                    self.d,
+                    rendered=refs,
+                    inventory=self.inventory,
+                    cluster=self.cluster,
+                    store=self.store,
+                )
             except DatabaseError as exc:
                 # The rollout is healthy and must be recorded (that waits the database out);
                 # what to prune is still in the inventory for the next rollout.
@@ -385,14 +391,6 @@ class Attempt(Recorder):
         if health.stopped:
             return await self.finish(AttemptStatus.SUPERSEDED, _SUPERSEDED_MESSAGE)
         raise HealthError(health.message)
-
-    async def _best_effort(self, what: str, write: Awaitable[None]) -> None:
-        """A write the outcome does not depend on: a database outage mid-rollout must not
-        cost the attempt its record (which waits the outage out)."""
-        try:
-            await write
-        except DatabaseError as exc:
-            log.warning("write_skipped", write=what, deployment_id=self.d.id, error=str(exc))
 
     def _healthy_message(self, removal: Removal) -> str:
         parts = []

@@ -190,6 +190,8 @@ class AttemptResult:
     rendered_sha: str | None = None
     """The commit to count the deployment as rendered at, when not :attr:`sha`: a rollback to
     an older commit stays there until the ops repo moves on."""
+    applied_objects: tuple[ObjectRef, ...] = ()
+    """The inventory objects the attempt applied (their ``applied_at`` is set with it)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -89,10 +89,6 @@ class AttemptStore(Protocol):
         """Drop ``refs`` from the deployment's inventory."""
         ...
 
-    async def mark_applied(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
-        """``refs`` were applied just now."""
-        ...
-
     async def history_entry(self, history_id: int) -> HistoryEntry | None:
         """One history row by id."""
         ...

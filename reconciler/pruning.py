@@ -77,12 +77,13 @@ async def prune(
     deployment: Deployment,
     *,
     rendered: Sequence[ObjectRef],
+    inventory: Sequence[ObjectRef],
     cluster: Cluster,
     store: AttemptStore,
 ) -> Removal:
-    """Delete the inventory objects ``rendered`` no longer holds (without waiting for them to
-    go: a Deployment's pods take their grace period)."""
-    inventory = await store.inventory_of(deployment.id)
+    """Delete the objects of ``inventory`` (what the deployment owned before this render)
+    that ``rendered`` no longer holds, without waiting for them to go (a Deployment's pods
+    take their grace period)."""
     removal = Removal()
     for phase in deletion_order(plan_prune(inventory=inventory, rendered=rendered)):
         await asyncio.gather(*(_remove(ref, deployment, cluster, removal) for ref in phase))

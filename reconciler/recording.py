@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler import decide
 from reconciler.errors import DatabaseError
 from reconciler.logs import get_logger
-from reconciler.model import AttemptResult, AttemptStatus, Checkout, Deployment, Verb
+from reconciler.model import AttemptResult, AttemptStatus, Checkout, Deployment, ObjectRef, Verb
 from reconciler.ports import AttemptStore, Renderer
 from reconciler.retry import Backoff, retry
 from reconciler.settings import DEFAULT_KUBERNETES_VERSION
@@ -80,7 +80,7 @@ class Recorder:
     started_at: dt.datetime | None = None
     rolled_back_to: int | None = None
     rendered_sha: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    applied_objects: tuple[ObjectRef, ...] = ()
 
     async def start(self, verb: Verb | None = None) -> bool:
         """Mark the row 'syncing' with this attempt; False when the claim was lost."""
@@ -116,6 +116,7 @@ class Recorder:
             restore_desired=self.verb is Verb.ROLLBACK and status is AttemptStatus.HEALTHY,
             rolled_back_to=self.rolled_back_to,
             rendered_sha=self.rendered_sha,
+            applied_objects=self.applied_objects if applied else (),
         )
         if not await self.record(result, wait_for_database=wait_for_database):
             return self.outcome(LOST, LOST_MESSAGE)

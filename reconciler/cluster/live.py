@@ -71,20 +71,50 @@ class PagedSource(LiveSource, Protocol):
         ...
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiter:
-    """One :meth:`LiveCache.wait_changed` call: what it waits for."""
+    """One :meth:`LiveCache.wait_changed` call: what it waits for (hashed by identity)."""
 
     keys: frozenset[tuple[str, str, str, str]]
     namespaces: frozenset[str]
     woken: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def wants(self, change: Change) -> bool:
+
+@dataclass
+class _Waiters:
+    """The waiting calls, indexed by object key and by Pod namespace: a change wakes its
+    waiters without looking at the others (a thousand rollouts wait at once)."""
+
+    by_key: dict[tuple[str, str, str, str], set[_Waiter]] = field(default_factory=dict)
+    by_namespace: dict[str, set[_Waiter]] = field(default_factory=dict)
+
+    def add(self, waiter: _Waiter) -> None:
+        for key in waiter.keys:
+            self.by_key.setdefault(key, set()).add(waiter)
+        for namespace in waiter.namespaces:
+            self.by_namespace.setdefault(namespace, set()).add(waiter)
+
+    def remove(self, waiter: _Waiter) -> None:
+        for key in waiter.keys:
+            _discard(self.by_key, key, waiter)
+        for namespace in waiter.namespaces:
+            _discard(self.by_namespace, namespace, waiter)
+
+    def wake(self, change: Change) -> None:
         ref = change.ref
-        if _key(ref) in self.keys:
-            return True
-        pod = (group_of(ref.api_version), ref.kind) == _POD
-        return pod and (ref.namespace or "") in self.namespaces
+        for waiter in self.by_key.get(_key(ref), ()):
+            waiter.woken.set()
+        if (group_of(ref.api_version), ref.kind) == _POD:
+            for waiter in self.by_namespace.get(ref.namespace or "", ()):
+                waiter.woken.set()
+
+
+def _discard(index: dict[Any, set[_Waiter]], name: Any, waiter: _Waiter) -> None:
+    found = index.get(name)
+    if found is not None:
+        found.discard(waiter)
+        if not found:
+            del index[name]
 
 
 class LiveCache:
@@ -118,7 +148,7 @@ class LiveCache:
         self._watches: dict[GroupKind, KindWatch] = {}
         self._tasks: dict[GroupKind, asyncio.Task[None]] = {}
         self._subscribers: list[Callable[[Change], None]] = []
-        self._waiters: list[_Waiter] = []
+        self._waiters = _Waiters()
         self._closed = False
 
     # ------------------------------------------------------------ counters
@@ -244,7 +274,7 @@ class LiveCache:
         waiter = _Waiter(
             keys=frozenset(_key(ref) for ref in refs), namespaces=frozenset(namespaces)
         )
-        self._waiters.append(waiter)
+        self._waiters.add(waiter)
         try:
             async with asyncio.timeout(timeout_s):
                 await waiter.woken.wait()
@@ -255,9 +285,7 @@ class LiveCache:
             self._waiters.remove(waiter)
 
     def _publish(self, change: Change) -> None:
-        for waiter in self._waiters:
-            if waiter.wants(change):
-                waiter.woken.set()
+        self._waiters.wake(change)
         for callback in list(self._subscribers):
             try:
                 callback(change)

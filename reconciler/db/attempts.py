@@ -16,6 +16,7 @@ from typing import Any
 
 from reconciler.db import rows
 from reconciler.db.connection import Transactional
+from reconciler.db.inventory import object_keys
 from reconciler.db.queries import query
 from reconciler.decide import row_transition
 from reconciler.model import AttemptResult, Deployment
@@ -170,6 +171,9 @@ class Attempts(Transactional):
             if updated is None:
                 return False
             await conn.execute(query("finish_attempt_history"), history_params)
+            if result.applied_objects:
+                applied = {"deployment_id": deployment_id, **object_keys(result.applied_objects)}
+                await conn.execute(query("mark_applied"), applied)
         return True
 
     async def recorded_status(

@@ -12,7 +12,7 @@ from reconciler.db.queries import query
 from reconciler.model import ObjectHealth, ObjectRef
 
 
-def _keys(refs: Sequence[ObjectRef]) -> dict[str, list[str]]:
+def object_keys(refs: Sequence[ObjectRef]) -> dict[str, list[str]]:
     """The inventory's key columns of ``refs``, as arrays (the API group, not the version)."""
     return {
         "groups": [r.api_version.rpartition("/")[0] for r in refs],
@@ -42,7 +42,7 @@ class Inventory(Transactional):
         deployment owns are returned with their owner (``project/environment``)."""
         if not refs:
             return []
-        keys = _keys(refs)
+        keys = object_keys(refs)
         params = {"deployment_id": deployment_id, "versions": [r.api_version for r in refs]}
         try:
             async with self._tx() as conn:
@@ -77,23 +77,16 @@ class Inventory(Transactional):
     async def forget_objects(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
         """Drop ``refs`` from the deployment's inventory (pruned, deleted, or let go)."""
         if refs:
-            params = {"deployment_id": deployment_id, **_keys(refs)}
+            params = {"deployment_id": deployment_id, **object_keys(refs)}
             async with self._tx() as conn:
                 await conn.execute(query("forget_objects"), params)
-
-    async def mark_applied(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
-        """``refs`` were applied just now (``applied_at``)."""
-        if refs:
-            params = {"deployment_id": deployment_id, **_keys(refs)}
-            async with self._tx() as conn:
-                await conn.execute(query("mark_applied"), params)
 
     async def record_object_health(self, healths: Sequence[ObjectHealth]) -> None:
         """The health the watch saw of owned objects (unchanged rows are not written)."""
         if not healths:
             return
         params = {
-            **_keys([h.ref for h in healths]),
+            **object_keys([h.ref for h in healths]),
             "healths": [h.health for h in healths],
             "messages": [h.message[:1000] for h in healths],
         }

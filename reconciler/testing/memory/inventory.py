@@ -52,9 +52,6 @@ class InventoryMemory:
                 del self.owners[key_of(ref)]
                 self.objects.pop(key_of(ref), None)
 
-    async def mark_applied(self, *, deployment_id: int, refs: Sequence[ObjectRef]) -> None:
-        return None
-
     async def record_object_health(self, healths: Sequence[ObjectHealth]) -> None:
         for health in healths:
             if key_of(health.ref) in self.owners:
