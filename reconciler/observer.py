@@ -34,7 +34,7 @@ from reconciler.errors import DatabaseError
 from reconciler.logs import get_logger
 from reconciler.model import ObjectHealth, ObjectRef, WatchedDeployment
 from reconciler.policy import OWNER_LABELS
-from reconciler.ports import LiveView
+from reconciler.ports import LiveView, ObserverStore
 
 log = get_logger("observer")
 
@@ -52,28 +52,6 @@ class ObservedCache(LiveView, Protocol):
     async def wait_synced(self, *, timeout_s: float) -> None: ...
 
     def is_synced(self, api_version: str, kind: str) -> bool: ...
-
-
-class ObserverStore(Protocol):
-    """The database, as the observer uses it."""
-
-    async def all_inventory(self) -> list[tuple[int, ObjectRef]]: ...
-
-    async def inventory_of(self, deployment_id: int) -> list[ObjectRef]: ...
-
-    async def watched_deployments(self) -> list[WatchedDeployment]: ...
-
-    async def watched_among(self, ids: Sequence[int]) -> list[WatchedDeployment]: ...
-
-    async def inventory_among(self, ids: Sequence[int]) -> list[tuple[int, ObjectRef]]: ...
-
-    async def request_heal(self, ids: Sequence[int]) -> list[int]: ...
-
-    async def record_health_change(
-        self, *, deployment_id: int, from_status: str, to_status: str, message: str, daemon: str
-    ) -> bool: ...
-
-    async def record_object_health(self, healths: Sequence[ObjectHealth]) -> None: ...
 
 
 def key_of(ref: ObjectRef) -> Key:
