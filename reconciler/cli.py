@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler import settings as settings_module
 from reconciler.cli_day_two import Commands, add_day_two_commands, connect
+from reconciler.cli_wait import add_wait_command
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.output import format_table
 from reconciler.settings import Settings
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_daemon_commands(commands)
     _add_read_commands(commands)
     add_day_two_commands(commands)
+    add_wait_command(commands)
     _add_render_command(commands)
     _add_diff_command(commands)
     _add_ops_repo_commands(commands)

@@ -1,0 +1,119 @@
+"""Events on ``reconciler_events``, the status view's pipeline columns, and ``reconciler
+wait`` as a process against an in-process daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+from tests.support.events import listening
+from tests.support.pipeline import Pipeline
+from tests.support.processes import run_cli
+
+APP = {"project": "app", "environment": "prod"}
+
+
+async def _wait_cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    """``reconciler wait ARGS`` as a process, off the loop (the daemon runs in this one)."""
+    return await asyncio.to_thread(run_cli, "wait", *args, database_url=pipeline.store.url)
+
+
+async def _start_wait(pipeline: Pipeline, *args: str) -> asyncio.subprocess.Process:
+    """``reconciler wait ARGS`` as a process whose stdout the test reads as it goes."""
+    env = {**os.environ, "DATABASE_URL": pipeline.store.url}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "reconciler", "wait", *args),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_a_deploy_publishes_its_transitions_as_json(pipeline: Pipeline) -> None:
+    """A deploy publishes pending -> syncing and syncing -> healthy, with the generations,
+    image and gave_up false."""
+    async with listening(pipeline.store.url) as log:
+        await pipeline.start_daemon()
+        written = await pipeline.deploy("app", image_ref="reg/app:1")
+        healthy = await log.wait_for(lambda e: e["to"] == "healthy")
+    assert log.transitions("app") == [("pending", "syncing"), ("syncing", "healthy")]
+    assert healthy["environment"] == "prod"
+    assert healthy["generation"] == healthy["observed_generation"] == written.generation
+    assert (healthy["image_ref"], healthy["current_image_ref"]) == ("reg/app:1", "reg/app:1")
+    assert (healthy["gave_up"], healthy["message_truncated"]) == (False, False)
+
+
+async def test_a_failure_that_gives_up_says_so(pipeline: Pipeline) -> None:
+    """A permanent failure (no project directory) is an event to 'failed' with gave_up true
+    and the message; the view shows gave_up and the new columns last."""
+    async with listening(pipeline.store.url) as log:
+        await pipeline.start_daemon()
+        await pipeline.deploy("missing")
+        failed = await log.wait_for(lambda e: e["to"] == "failed")
+    assert failed["gave_up"] is True and failed["next_attempt_at"] is None
+    assert "project directory missing does not exist" in failed["message"]
+    [row] = await pipeline.store.status_rows(project="missing")
+    assert list(row)[-5:] == [
+        "generation",
+        "observed_generation",
+        "attempts",
+        "next_attempt_at",
+        "gave_up",
+    ]
+    assert (row["generation"], row["observed_generation"], row["gave_up"]) == (1, 1, True)
+    assert row["attempts"] == 1 and row["next_attempt_at"] is None
+
+
+async def test_wait_exits_zero_once_healthy(pipeline: Pipeline) -> None:
+    """wait exits 0 when the deployment becomes healthy at its generation, printing one line
+    per transition off a TTY."""
+    await pipeline.deploy("app")
+    process = await _start_wait(pipeline, "app", "prod", "--timeout", "60")
+    assert process.stdout is not None
+    first = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+    # It printed what it read after its LISTEN: the daemon starts only now.
+    assert first.decode().startswith("app/prod generation 1: pending")
+    await pipeline.start_daemon()
+    rest, errors = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, errors.decode()
+    lines = rest.decode().splitlines()
+    assert lines[0].startswith("app/prod generation 1: syncing")
+    assert lines[-1] == "app/prod: healthy at generation 1"
+
+
+async def test_wait_exits_one_on_a_failure_that_gave_up(pipeline: Pipeline) -> None:
+    """wait exits 1 with the status message on stderr when the daemon gave up."""
+    await pipeline.start_daemon()
+    await pipeline.deploy("missing")
+    result = await _wait_cli(pipeline, "missing", "prod", "--timeout", "60")
+    assert result.returncode == 1
+    assert "gave up" in result.stderr
+    assert "project directory missing does not exist" in result.stderr
+
+
+async def test_wait_exits_two_on_timeout_saying_what_it_saw(pipeline: Pipeline) -> None:
+    """With no daemon, wait times out: exit 2, naming the last status it saw."""
+    await pipeline.deploy("app")
+    result = await _wait_cli(pipeline, "app", "prod", "--timeout", "1")
+    assert result.returncode == 2
+    assert "timed out after 1 s waiting for generation 1" in result.stderr
+    assert "last saw pending" in result.stderr
+
+
+async def test_wait_for_an_explicit_generation_fails_when_superseded(pipeline: Pipeline) -> None:
+    """--generation N fails (exit 1) once a newer generation replaced N before it was done."""
+    await pipeline.deploy("app", image_ref="reg/app:1")
+    await pipeline.deploy("app", image_ref="reg/app:2")
+    result = await _wait_cli(pipeline, "app", "prod", "--generation", "1", "--timeout", "30")
+    assert result.returncode == 1
+    assert "generation 1 was superseded by generation 2" in result.stderr
+
+
+async def test_wait_refuses_an_unknown_deployment(pipeline: Pipeline) -> None:
+    """wait names a deployment that does not exist, exit 1."""
+    result = await _wait_cli(pipeline, "app", "prdo", "--timeout", "5")
+    assert result.returncode == 1
+    assert "no deployment app/prdo" in result.stderr
