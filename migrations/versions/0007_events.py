@@ -65,18 +65,22 @@ ORDER BY d.project, d.environment;
 
 UPGRADE = (
     r"""
--- The longest prefix of value whose JSON encoding (quotes included) fits in max_bytes.
--- Dropping k characters drops at least k bytes of JSON, so one cut per overshoot suffices.
+-- A prefix of value whose JSON encoding (quotes included) fits in max_bytes.  Escapes make
+-- a character 1 to 6 bytes of JSON, so each round keeps the share of characters that would
+-- fit at the average width so far (and at least one fewer): a few rounds, even for a value
+-- of control characters.
 CREATE FUNCTION reconciler_json_cut(value text, max_bytes integer)
 RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     cut text := coalesce(value, '');
-    overshoot integer;
+    encoded integer;
 BEGIN
     LOOP
-        overshoot := octet_length(to_json(cut)::text) - max_bytes;
-        EXIT WHEN overshoot <= 0 OR cut = '';
-        cut := left(cut, greatest(length(cut) - overshoot, 0));
+        encoded := octet_length(to_json(cut)::text);
+        EXIT WHEN encoded <= max_bytes OR cut = '';
+        cut := left(cut, least(length(cut) - 1,
+                               (length(cut)::bigint * greatest(max_bytes - 2, 0)
+                                / encoded)::integer));
     END LOOP;
     RETURN cut;
 END

@@ -4,6 +4,7 @@ wait`` as a process against an in-process daemon."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -85,13 +86,20 @@ async def test_wait_exits_zero_once_healthy(pipeline: Pipeline) -> None:
 
 
 async def test_wait_exits_one_on_a_failure_that_gave_up(pipeline: Pipeline) -> None:
-    """wait exits 1 with the status message on stderr when the daemon gave up."""
+    """wait exits 1 with the status message on stderr when the daemon gave up; status --json
+    shows the pipeline columns."""
     await pipeline.start_daemon()
     await pipeline.deploy("missing")
     result = await _wait_cli(pipeline, "missing", "prod", "--timeout", "60")
     assert result.returncode == 1
     assert "gave up" in result.stderr
     assert "project directory missing does not exist" in result.stderr
+    status = await asyncio.to_thread(
+        run_cli, "status", "--json", "--project", "missing", database_url=pipeline.store.url
+    )
+    [row] = [json.loads(line) for line in status.stdout.splitlines()]
+    assert (row["generation"], row["observed_generation"], row["attempts"]) == (1, 1, 1)
+    assert (row["next_attempt_at"], row["gave_up"]) == (None, True)
 
 
 async def test_wait_exits_two_on_timeout_saying_what_it_saw(pipeline: Pipeline) -> None:
@@ -117,3 +125,53 @@ async def test_wait_refuses_an_unknown_deployment(pipeline: Pipeline) -> None:
     result = await _wait_cli(pipeline, "app", "prdo", "--timeout", "5")
     assert result.returncode == 1
     assert "no deployment app/prdo" in result.stderr
+
+
+async def _seed_app(pipeline: Pipeline) -> None:
+    await pipeline.deploy("app")
+
+
+_SET = "UPDATE deployments SET {} WHERE project = 'app' AND environment = 'prod'"
+
+
+async def test_syncing_to_syncing_is_not_an_event_but_failing_again_is(
+    pipeline: Pipeline,
+) -> None:
+    """Writes that leave current_status alone publish nothing, syncing -> syncing neither;
+    a failed row whose observed_generation moves (it failed again) publishes once."""
+    await _seed_app(pipeline)
+    async with listening(pipeline.store.url) as log:
+        await pipeline.sql(_SET.format("current_status = 'syncing'"))
+        await pipeline.sql(_SET.format("current_status = 'syncing', attempts = 1"))
+        await pipeline.sql(_SET.format("current_status = 'failed', observed_generation = 1"))
+        await pipeline.sql(_SET.format("image_ref = 'reg/app:2'"))  # generation 2, still failed
+        await pipeline.sql(_SET.format("observed_generation = 2, status_message = 'again'"))
+        # Events arrive in commit order: once the last is in, so are the others.
+        again = await log.wait_for(lambda e: e["message"] == "again")
+    assert log.transitions("app") == [
+        ("pending", "syncing"),
+        ("syncing", "failed"),
+        ("failed", "failed"),
+    ]
+    assert (again["generation"], again["observed_generation"]) == (2, 2)
+    assert again["gave_up"] is True  # failed, observed, no retry scheduled
+
+
+async def test_a_huge_hostile_message_and_image_ref_are_cut_below_8000_bytes(
+    pipeline: Pipeline,
+) -> None:
+    """A status message of 50,000 control characters and an image ref of 4,000 do not break
+    the write: the payload stays under 8000 bytes and says the message was cut."""
+    await pipeline.deploy("app", image_ref="\x01" * 4000)
+    async with listening(pipeline.store.url) as log:
+        status = await pipeline.sql(
+            _SET.format("current_status = 'failed', status_message = $1"), "\x02" * 50_000
+        )
+        assert status == "UPDATE 1"
+        event = await log.wait_for(lambda e: e["to"] == "failed")
+    assert max(log.sizes) < 8000
+    assert event["message_truncated"] is True and event["message_length"] == 50_000
+    assert event["message"] and set(event["message"]) == {"\x02"}
+    assert event["image_ref"] and set(event["image_ref"]) == {"\x01"}
+    d = await pipeline.store.get_deployment(**APP)
+    assert d is not None and len(d.status_message) == 50_000
