@@ -148,11 +148,11 @@ class _Wait:
             await listening
 
     async def _follow(self, *, generation: int | None, deadline: float, timeout_s: float) -> int:
-        first = await self.store.get_deployment(project=self.project, environment=self.environment)
+        first = await self.store.status_row(project=self.project, environment=self.environment)
         if first is None:
             raise InputError(f"no deployment {self.name}")
-        seen = Seen.from_deployment(first)
-        verdict = decide(seen, target=generation or first.generation, follow=generation is None)
+        seen = Seen.from_status_row(first)
+        verdict = decide(seen, target=generation or seen.generation, follow=generation is None)
         self._see(seen, verdict)
         loop = asyncio.get_running_loop()
         while verdict.outcome is Outcome.WAITING:
@@ -180,15 +180,13 @@ class _Wait:
                 except BadEvent:
                     return None  # not the trigger's: anyone may NOTIFY; the poll reads the row
         try:
-            row = await self.store.get_deployment(
-                project=self.project, environment=self.environment
-            )
+            row = await self.store.status_row(project=self.project, environment=self.environment)
         except DatabaseError as exc:
             self.last_error = str(exc)  # the listener reconnects; the deadline bounds this
             return None
         self.last_error = ""
         if row is not None:
-            return Seen.from_deployment(row)
+            return Seen.from_status_row(row)
         if self.last_seen is not None and self.last_seen.desired_status == "deleted":
             return Verdict(outcome=Outcome.DONE, target=0, reason="deleted, and its row removed")
         return Verdict(

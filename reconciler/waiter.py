@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,20 @@ class Seen:
             attempts=deployment.attempts,
             retry_scheduled=deployment.next_attempt_at is not None,
             message=deployment.status_message,
+        )
+
+    @classmethod
+    def from_status_row(cls, row: Mapping[str, Any]) -> Seen:
+        """A ``deployment_status`` row (its columns ``desired``, ``current``, ``generation``,
+        ``observed_generation``, ``attempts``, ``next_attempt_at``, ``message``)."""
+        return cls(
+            desired_status=str(row["desired"]),
+            current_status=str(row["current"]),
+            generation=int(row["generation"]),
+            observed_generation=int(row["observed_generation"]),
+            attempts=int(row["attempts"]),
+            retry_scheduled=row["next_attempt_at"] is not None,
+            message=str(row["message"]),
         )
 
 

@@ -9,11 +9,16 @@ import os
 import subprocess
 import sys
 
+import asyncpg
+
+from reconciler.db import asyncpg_dsn
+from tests.support.database import login_role
 from tests.support.events import listening
 from tests.support.pipeline import Pipeline
 from tests.support.processes import run_cli
 
 APP = {"project": "app", "environment": "prod"}
+_SET = "UPDATE deployments SET {} WHERE project = 'app' AND environment = 'prod'"
 
 
 async def _wait_cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
@@ -21,9 +26,10 @@ async def _wait_cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProce
     return await asyncio.to_thread(run_cli, "wait", *args, database_url=pipeline.store.url)
 
 
-async def _start_wait(pipeline: Pipeline, *args: str) -> asyncio.subprocess.Process:
-    """``reconciler wait ARGS`` as a process whose stdout the test reads as it goes."""
-    env = {**os.environ, "DATABASE_URL": pipeline.store.url}
+async def _start_wait(url: str, *args: str) -> asyncio.subprocess.Process:
+    """``reconciler wait ARGS`` on ``url`` as a process whose stdout the test reads as it
+    goes."""
+    env = {**os.environ, "DATABASE_URL": url}
     return await asyncio.create_subprocess_exec(
         sys.executable,
         *("-m", "reconciler", "wait", *args),
@@ -68,11 +74,31 @@ async def test_a_failure_that_gives_up_says_so(pipeline: Pipeline) -> None:
     assert row["attempts"] == 1 and row["next_attempt_at"] is None
 
 
-async def test_wait_exits_zero_once_healthy(pipeline: Pipeline) -> None:
-    """wait exits 0 when the deployment becomes healthy at its generation, printing one line
-    per transition off a TTY."""
+async def test_wait_exits_zero_once_healthy_as_the_pipeline_role(pipeline: Pipeline) -> None:
+    """The README's pipeline step: the UPDATE and the wait as a reconciler_pipeline login;
+    wait exits 0 once healthy at the new generation, one line per transition off a TTY."""
+    await pipeline.start_daemon()
+    await pipeline.deploy("app", image_ref="reg/app:1")
+    await pipeline.wait_for("app", until=lambda d: d.current_status == "healthy")
+    async with login_role(pipeline.store.url, member_of="reconciler_pipeline") as url:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            await conn.execute(_SET.format("image_ref = 'reg/app:2'"))
+        finally:
+            await conn.close()
+        process = await _start_wait(url, "app", "prod", "--timeout", "60")
+        out, errors = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, errors.decode()
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("app/prod generation 2: ")
+    assert lines[-1] == "app/prod: healthy at generation 2"
+
+
+async def test_wait_follows_the_transitions_it_sees(pipeline: Pipeline) -> None:
+    """wait, started before any daemon, prints pending (its read after LISTEN), then syncing,
+    then ends healthy: exit 0."""
     await pipeline.deploy("app")
-    process = await _start_wait(pipeline, "app", "prod", "--timeout", "60")
+    process = await _start_wait(pipeline.store.url, "app", "prod", "--timeout", "60")
     assert process.stdout is not None
     first = await asyncio.wait_for(process.stdout.readline(), timeout=30)
     # It printed what it read after its LISTEN: the daemon starts only now.
@@ -129,9 +155,6 @@ async def test_wait_refuses_an_unknown_deployment(pipeline: Pipeline) -> None:
 
 async def _seed_app(pipeline: Pipeline) -> None:
     await pipeline.deploy("app")
-
-
-_SET = "UPDATE deployments SET {} WHERE project = 'app' AND environment = 'prod'"
 
 
 async def test_syncing_to_syncing_is_not_an_event_but_failing_again_is(
