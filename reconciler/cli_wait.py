@@ -73,7 +73,7 @@ async def _wait(args: argparse.Namespace, settings: Settings) -> int:
             store=store,
             project=args.project,
             environment=args.environment,
-            progress=_Progress(stream=sys.stdout),
+            progress=Progress(stream=sys.stdout),
         )
         return await waiting.run(generation=args.generation, timeout_s=args.timeout)
     finally:
@@ -81,7 +81,7 @@ async def _wait(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @dataclass
-class _Progress:
+class Progress:
     """On a TTY one updating line; otherwise one line per change of what was seen."""
 
     stream: TextIO
@@ -114,7 +114,7 @@ class _Wait:
     store: Store
     project: str
     environment: str
-    progress: _Progress
+    progress: Progress
     inbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     last_seen: Seen | None = None
     last_error: str = ""

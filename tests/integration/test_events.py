@@ -16,6 +16,7 @@ from tests.support.database import login_role
 from tests.support.events import listening
 from tests.support.pipeline import Pipeline
 from tests.support.processes import run_cli
+from tests.support.waiting import eventually
 
 APP = {"project": "app", "environment": "prod"}
 _SET = "UPDATE deployments SET {} WHERE project = 'app' AND environment = 'prod'"
@@ -198,3 +199,41 @@ async def test_a_huge_hostile_message_and_image_ref_are_cut_below_8000_bytes(
     assert event["image_ref"] and set(event["image_ref"]) == {"\x01"}
     d = await pipeline.store.get_deployment(**APP)
     assert d is not None and len(d.status_message) == 50_000
+
+
+async def test_wait_survives_losing_its_connections(pipeline: Pipeline) -> None:
+    """Every connection of a running wait is terminated (its LISTEN too): it reconnects,
+    LISTENs again, reads the row, and still exits 0 once the deploy is healthy."""
+    await pipeline.deploy("app")
+    process = await _start_wait(pipeline.store.url, "app", "prod", "--timeout", "60")
+    assert process.stdout is not None
+    first = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+    assert first.decode().startswith("app/prod generation 1: pending")
+    admin = await asyncpg.connect(asyncpg_dsn(pipeline.store.url))
+    try:
+        terminated = await admin.fetchval(
+            "SELECT array_agg(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert terminated
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", terminated
+        )
+
+        async def listening_again() -> bool:
+            # A new backend (not one being terminated) LISTENing on the events channel.
+            found: bool = await admin.fetchval(
+                "SELECT count(*) > 0 FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> ALL($1::int[]) "
+                "AND query LIKE 'LISTEN %reconciler_events%'",
+                terminated,
+            )
+            return found
+
+        await eventually(listening_again, within=30, message="wait never LISTENed again")
+    finally:
+        await admin.close()
+    await pipeline.start_daemon()
+    rest, errors = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, errors.decode()
+    assert rest.decode().splitlines()[-1] == "app/prod: healthy at generation 1"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 
 import pytest
 
+from reconciler.cli_wait import Progress
+from reconciler.output import printable
 from reconciler.waiter import BadEvent, Outcome, Seen, decide, describe, parse_event
 
 SYNCING = Seen(
@@ -142,3 +145,32 @@ def test_parse_event_refuses_a_foreign_payload_naming_the_field(payload: str, er
     """Anyone may NOTIFY the channel: a payload that is not the trigger's is a BadEvent."""
     with pytest.raises(BadEvent, match=error.replace("[", r"\[")):
         parse_event(payload, project="web", environment="prod")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_tty_rewrites_one_line() -> None:
+    """On a TTY each change rewrites the same line (carriage return, clear), control
+    characters escaped; the end closes it with one newline."""
+    terminal = _Terminal()
+    progress = Progress(stream=terminal)
+    progress.show("syncing")
+    progress.show("syncing")
+    progress.show("failed: bad\x1b[31m")
+    progress.end()
+    assert (
+        terminal.getvalue() == "\r\x1b[Ksyncing\r\x1b[K" + printable("failed: bad\x1b[31m") + "\n"
+    )
+
+
+def test_progress_off_a_tty_prints_one_line_per_change() -> None:
+    """Off a TTY each change is a line of its own; repeats are not printed."""
+    log = io.StringIO()
+    progress = Progress(stream=log)
+    for line in ("pending", "pending", "syncing", "healthy"):
+        progress.show(line)
+    progress.end()
+    assert log.getvalue() == "pending\nsyncing\nhealthy\n"
