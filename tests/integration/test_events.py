@@ -237,3 +237,14 @@ async def test_wait_survives_losing_its_connections(pipeline: Pipeline) -> None:
     rest, errors = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, errors.decode()
     assert rest.decode().splitlines()[-1] == "app/prod: healthy at generation 1"
+
+
+async def test_wait_counts_a_stop_reaching_stopped_as_done(pipeline: Pipeline) -> None:
+    """A stop is done once stopped at its generation: wait exits 0."""
+    await pipeline.start_daemon()
+    await pipeline.deploy("app")
+    await pipeline.wait_for("app", until=lambda d: d.current_status == "healthy")
+    await pipeline.sql(_SET.format("desired_status = 'stopped'"))
+    result = await _wait_cli(pipeline, "app", "prod", "--timeout", "60")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "app/prod: stopped at generation 2"
