@@ -118,6 +118,8 @@ class _Wait:
     inbox: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     last_seen: Seen | None = None
     last_error: str = ""
+    next_poll: float = 0.0
+    """When the row is read next (the loop's clock), events or not."""
 
     @property
     def name(self) -> str:
@@ -155,11 +157,12 @@ class _Wait:
         verdict = decide(seen, target=generation or seen.generation, follow=generation is None)
         self._see(seen, verdict)
         loop = asyncio.get_running_loop()
+        self.next_poll = loop.time() + POLL_INTERVAL_S
         while verdict.outcome is Outcome.WAITING:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return self._timed_out(timeout_s, target=verdict.target)
-            looked = await self._look(timeout_s=min(POLL_INTERVAL_S, remaining))
+            looked = await self._look(timeout_s=remaining)
             if isinstance(looked, Verdict):  # the row is gone
                 verdict = looked
             elif looked is not None:
@@ -168,17 +171,23 @@ class _Wait:
         return self._finish(verdict)
 
     async def _look(self, *, timeout_s: float) -> Seen | Verdict | None:
-        """The next event for this deployment, else (reconnected, or nothing for
-        ``timeout_s``) the row; None when neither told anything."""
+        """The next event for this deployment; the row instead when the LISTEN was
+        (re)established or a poll is due (every :data:`POLL_INTERVAL_S`, even while other
+        deployments' events keep arriving); None when neither told anything."""
+        loop = asyncio.get_running_loop()
+        until_poll = max(self.next_poll - loop.time(), 0.0)
         with suppress(TimeoutError):
-            item = await asyncio.wait_for(self.inbox.get(), timeout=timeout_s)
+            item = await asyncio.wait_for(self.inbox.get(), timeout=min(until_poll, timeout_s))
             if item is not _RECONNECTED:
                 try:
-                    return parse_event(
+                    seen = parse_event(
                         str(item), project=self.project, environment=self.environment
                     )
                 except BadEvent:
-                    return None  # not the trigger's: anyone may NOTIFY; the poll reads the row
+                    seen = None  # not the trigger's: anyone may NOTIFY; the poll reads the row
+                if seen is not None or loop.time() < self.next_poll:
+                    return seen
+        self.next_poll = loop.time() + POLL_INTERVAL_S
         try:
             row = await self.store.status_row(project=self.project, environment=self.environment)
         except DatabaseError as exc:

@@ -22,8 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.model import Deployment
-
 DONE_STATUSES = frozenset({"healthy", "stopped", "deleted"})
 """Current statuses that end a wait once the target generation is observed."""
 
@@ -48,19 +46,6 @@ class Seen:
     retry_scheduled: bool
     message: str
     message_truncated: bool = False
-
-    @classmethod
-    def from_deployment(cls, deployment: Deployment) -> Seen:
-        """The row as the wait needs it."""
-        return cls(
-            desired_status=deployment.desired_status,
-            current_status=deployment.current_status,
-            generation=deployment.generation,
-            observed_generation=deployment.observed_generation,
-            attempts=deployment.attempts,
-            retry_scheduled=deployment.next_attempt_at is not None,
-            message=deployment.status_message,
-        )
 
     @classmethod
     def from_status_row(cls, row: Mapping[str, Any]) -> Seen:

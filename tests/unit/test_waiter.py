@@ -174,3 +174,18 @@ def test_progress_off_a_tty_prints_one_line_per_change() -> None:
         progress.show(line)
     progress.end()
     assert log.getvalue() == "pending\nsyncing\nhealthy\n"
+
+
+def test_a_status_row_becomes_a_seen() -> None:
+    """A deployment_status row (as reconciler wait reads it) maps to the same Seen."""
+    row = {
+        "desired": "active",
+        "current": "syncing",
+        "generation": 3,
+        "observed_generation": 2,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "gave_up": False,
+        "message": "",
+    }
+    assert Seen.from_status_row(row) == SYNCING
