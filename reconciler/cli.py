@@ -69,7 +69,8 @@ def _add_daemon_commands(commands: Commands) -> None:
         "--once",
         action="store_true",
         help="one pass: reconcile what needs work, wait for it, exit 0 only if all "
-        "of it ended healthy or stopped",
+        "of it ended healthy or stopped (rows another daemon holds are not its own: "
+        "`reconciler wait` reports how those end)",
     )
     run.set_defaults(handler=_run)
 

@@ -130,12 +130,20 @@ async def test_wait_exits_one_on_a_failure_that_gave_up(pipeline: Pipeline) -> N
 
 
 async def test_wait_exits_two_on_timeout_saying_what_it_saw(pipeline: Pipeline) -> None:
-    """With no daemon, wait times out: exit 2, naming the last status it saw."""
+    """With no daemon, wait times out: exit 2, naming the last status it saw; payloads on
+    the channel that are not the trigger's (anyone may NOTIFY) change nothing."""
     await pipeline.deploy("app")
-    result = await _wait_cli(pipeline, "app", "prod", "--timeout", "1")
-    assert result.returncode == 2
-    assert "timed out after 1 s waiting for generation 1" in result.stderr
-    assert "last saw pending" in result.stderr
+    process = await _start_wait(pipeline.store.url, "app", "prod", "--timeout", "2")
+    assert process.stdout is not None
+    await asyncio.wait_for(process.stdout.readline(), timeout=30)  # it is listening now
+    for junk in ("not json", "[1]", '{"project": "app", "environment": "prod", "to": 7}'):
+        await pipeline.sql("SELECT pg_notify('reconciler_events', $1)", junk)
+    _out, errors = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 2
+    message = errors.decode()
+    assert "timed out after 2 s waiting for generation 1" in message
+    assert "last saw pending" in message
+    assert "Traceback" not in message
 
 
 async def test_wait_for_an_explicit_generation_fails_when_superseded(pipeline: Pipeline) -> None:
