@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler import settings as settings_module
 from reconciler.cli_day_two import Commands, add_day_two_commands, connect
+from reconciler.cli_wait import add_wait_command
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.output import format_table
 from reconciler.settings import Settings
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_daemon_commands(commands)
     _add_read_commands(commands)
     add_day_two_commands(commands)
+    add_wait_command(commands)
     _add_render_command(commands)
     _add_diff_command(commands)
     _add_ops_repo_commands(commands)
@@ -67,7 +69,8 @@ def _add_daemon_commands(commands: Commands) -> None:
         "--once",
         action="store_true",
         help="one pass: reconcile what needs work, wait for it, exit 0 only if all "
-        "of it ended healthy or stopped",
+        "of it ended healthy or stopped (rows another daemon holds are not its own: "
+        "`reconciler wait` reports how those end)",
     )
     run.set_defaults(handler=_run)
 

@@ -1,4 +1,5 @@
-"""LISTEN on the ``reconciler`` channel, on a connection of its own that comes back when lost."""
+"""LISTEN on a channel (the daemon's ``reconciler``, or ``reconciler_events`` for
+``reconciler wait``), on a connection of its own that comes back when lost."""
 
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ from reconciler.db.queries import sql
 from reconciler.retry import Backoff
 
 NOTIFY_CHANNEL = "reconciler"
+EVENTS_CHANNEL = "reconciler_events"
+"""Where the trigger of migration 0007 publishes every status transition, as JSON."""
 
 _LIVENESS_INTERVAL_S = 5.0
 _LISTEN_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 class Listener:
-    """A dedicated connection LISTENing on the ``reconciler`` channel; reconnects when lost.
+    """A dedicated connection LISTENing on ``channel`` (default: ``reconciler``); reconnects
+    when lost.
 
-    ``on_notify`` receives each payload (a deployment id, or ``repo:<id>``).  ``connected`` is
-    set while the LISTEN is in place: whoever waits on it learns the connection is back and should
-    poll once, since NOTIFYs sent while it was down are gone.
+    ``on_notify`` receives each payload (on ``reconciler``: a deployment id, or ``repo:<id>``).
+    ``connected`` is set while the LISTEN is in place: whoever waits on it learns the
+    connection is back and should poll once, since NOTIFYs sent while it was down are gone.
     """
 
     def __init__(
@@ -33,7 +37,9 @@ class Listener:
         on_notify: Callable[[str], None],
         on_reconnect: Callable[[], None],
         log: Callable[..., None] | None = None,
+        channel: str = NOTIFY_CHANNEL,
     ) -> None:
+        self._channel = channel
         self._dsn = asyncpg_dsn(url)
         self._url = url
         self._on_notify = on_notify
@@ -71,7 +77,7 @@ class Listener:
         try:
             conn = await asyncpg.connect(self._dsn, timeout=10)
             conn.add_termination_listener(lambda _c: lost.set())
-            await conn.add_listener(NOTIFY_CHANNEL, self._deliver)
+            await conn.add_listener(self._channel, self._deliver)
             self.connected.set()
             self._on_reconnect()
             self._failures = 0  # the backoff starts over after a connection that worked

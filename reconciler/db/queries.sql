@@ -431,6 +431,14 @@ WHERE (CAST(:statuses AS text[]) IS NULL
   AND (CAST(:project AS text) IS NULL OR project = CAST(:project AS text))
 ORDER BY project, environment;
 
+-- name: status_row
+-- One deployment's deployment_status row, for `reconciler wait`: the view (not the table), so
+-- every role may wait, the pipeline's included.
+SELECT desired, current, generation, observed_generation, attempts, next_attempt_at,
+       gave_up, message
+FROM deployment_status
+WHERE project = :project AND environment = :environment;
+
 -- name: parked_rows
 -- The deployments_parked view: failed with no retry scheduled, waiting for a human.
 SELECT * FROM deployments_parked;

@@ -52,3 +52,12 @@ class Reads(Transactional):
         params = {"statuses": None if statuses is None else list(statuses), "project": project}
         async with self._tx() as conn:
             return [dict(r._mapping) for r in await conn.execute(query("status_rows"), params)]
+
+    async def status_row(self, *, project: str, environment: str) -> dict[str, Any] | None:
+        """One deployment's ``deployment_status`` row (the columns ``reconciler wait`` reads:
+        desired, current, generation, observed_generation, attempts, next_attempt_at,
+        gave_up, message); None when there is no such deployment."""
+        params = {"project": project, "environment": environment}
+        async with self._tx() as conn:
+            row = (await conn.execute(query("status_row"), params)).one_or_none()
+        return dict(row._mapping) if row else None

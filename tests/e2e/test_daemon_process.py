@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
-from reconciler.db import Store
+from reconciler.db import Store, asyncpg_dsn
 from reconciler.repos.layout import claim_repos_dir
 from tests.support import processes
 from tests.support.gitrepo import app_repo
@@ -81,6 +82,29 @@ async def test_run_once_exits_one_when_a_deployment_fails(world: World) -> None:
     d = await world.store.get_deployment(project="missing", environment="prod")
     assert d is not None and d.current_status == "failed"
     assert "project directory missing does not exist" in d.status_message
+
+
+async def test_run_once_reports_only_what_it_reconciled_itself(world: World) -> None:
+    """A failing deploy another daemon holds (a live lease) is not run --once's: it touches
+    nothing and exits 0; `reconciler wait` is what reports how that deploy ends."""
+    d = await world.store.upsert_deployment(
+        project="missing", environment="prod", ops_repo_id=world.ops_repo_id, image_ref="reg/app:1"
+    )
+    conn = await asyncpg.connect(asyncpg_dsn(world.store.url))
+    try:
+        await conn.execute(
+            "UPDATE deployments SET claimed_by = 'elsewhere', "
+            "lease_expires_at = now() + interval '1 hour' WHERE id = $1",
+            d.id,
+        )
+    finally:
+        await conn.close()
+    result = await run_daemon_once(world.env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not [e for e in _events(result.stderr) if e["event"] == "reconcile"]
+    after = await world.store.get_deployment(project="missing", environment="prod")
+    assert after is not None
+    assert (after.current_status, after.claimed_by) == ("pending", "elsewhere")
 
 
 async def test_sigterm_mid_rollout_then_restart_completes(world: World) -> None:

@@ -62,3 +62,27 @@ async def daemon_role(admin_url: str) -> AsyncIterator[DaemonRole]:
             await conn.execute(f'DROP ROLE IF EXISTS "{name}"')
         finally:
             await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def login_role(admin_url: str, *, member_of: str) -> AsyncIterator[str]:
+    """The URL of a new LOGIN role granted ``member_of`` (``reconciler_pipeline``, ...), as a
+    CI login would be; its sessions are ended and it is dropped afterwards."""
+    database = urlsplit(admin_url).path.lstrip("/")
+    name = f"{member_of}_{database}_login"
+    conn = await asyncpg.connect(asyncpg_dsn(admin_url))
+    try:
+        await conn.execute(f'CREATE ROLE "{name}" LOGIN IN ROLE {member_of}')
+    finally:
+        await conn.close()
+    try:
+        yield url_with_user(admin_url, name)
+    finally:
+        conn = await asyncpg.connect(asyncpg_dsn(admin_url))
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", name
+            )
+            await conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+        finally:
+            await conn.close()
