@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
 from reconciler.checkouts import Checkouts
-from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import LiveCache
+from reconciler.connect import connect_kube, connect_store
 from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
-from reconciler.errors import ConfigError, DatabaseError, KubernetesError
+from reconciler.errors import ConfigError, DatabaseError
 from reconciler.logs import get_logger
 from reconciler.model import AttemptStatus, Checkout, Deployment, OpsRepo
 from reconciler.observer import ObservedCache, Observer
@@ -32,8 +32,9 @@ from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, Repo
 from reconciler.render.service import PoolRenderer
 from reconciler.render.validation import check_version
 from reconciler.repo_sync import GitFetcher, claim_repos_dir
-from reconciler.retry import Backoff, retry
+from reconciler.retry import Backoff
 from reconciler.settings import Settings
+from reconciler.web import DaemonMetrics, HttpServer, serve
 
 log = get_logger("daemon")
 
@@ -53,7 +54,6 @@ _SUCCESS = frozenset(
 )
 OWNED_SELECTOR = "reconciler.io/project"
 """What the watches select: every object (and Pod) labelled with an owning deployment."""
-_CONNECT_BACKOFF = Backoff(base_s=0.5, max_s=30.0, jitter=1.0)
 
 ListenerFactory = Callable[[Callable[[str], None], Callable[[], None]], Notifications]
 """Given the NOTIFY and the (re)connected callbacks, the LISTEN connection to run."""
@@ -87,6 +87,12 @@ class Daemon:
         self.kube = kube
         self.settings = settings
         self.outcomes: list[Outcome] = []
+        self.metrics = DaemonMetrics()
+        self.http: HttpServer | None = None
+        """The probes and metrics server while :meth:`run` runs (RECONCILER_HTTP_ADDRESS)."""
+        self.listener: Notifications | None = None
+        self.heartbeat = time.monotonic()
+        self.looping = False
         self._renderer = renderer or PoolRenderer(timeout_s=settings.render_timeout_s)
         self._options = Options(
             field_manager=settings.field_manager,
@@ -113,7 +119,9 @@ class Daemon:
         fetcher = fetcher or GitFetcher(
             repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s
         )
-        self._repos = Checkouts(store=store, fetcher=fetcher, wake=self._wake.set)
+        self._repos = Checkouts(
+            store=store, fetcher=fetcher, wake=self._wake.set, synced=self.metrics.repo_synced
+        )
         self._once = False
         if live is not None:
             self.observer = Observer(
@@ -153,7 +161,8 @@ class Daemon:
         the exit code: with ``once``, 0 only if every deployment touched ended healthy or
         stopped."""
         self._once = once
-        listener = self._listener(self._on_notify, self._on_listening)
+        self.http = None if once else await serve(self)  # a single pass serves no probes
+        self.listener = listener = self._listener(self._on_notify, self._on_listening)
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
         renew_task = asyncio.create_task(self._renew_leases(), name="renew-leases")
         prune_task = asyncio.create_task(self._prune_history(), name="prune-history")
@@ -170,6 +179,7 @@ class Daemon:
             concurrency=self.settings.concurrency,
         )
         try:
+            self.looping = True
             await self._loop()
         finally:
             prune_task.cancel()
@@ -178,6 +188,9 @@ class Daemon:
                 observe_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await observe_task
+            self.looping = False
+            if self.http is not None:
+                await self.http.stop()
         failed = [o for o in self.outcomes if o.status not in _SUCCESS]
         log.info("daemon_stopped", reconciled=len(self.outcomes), failed=len(failed))
         return 1 if once and failed else 0
@@ -186,6 +199,7 @@ class Daemon:
         backoff = Backoff(base_s=1.0, max_s=self.settings.poll_interval_s, jitter=1.0)
         failures_in_a_row = 0
         while not self._stopping.is_set():
+            self.heartbeat = time.monotonic()  # /livez: the loop turns
             self._wake.clear()
             try:
                 claimed = await self._pass()
@@ -286,7 +300,12 @@ class Daemon:
             entry.waiting = True
             self._wake.set()  # a slot is free
 
-        hooks = Hooks(live=self.live, applied=applied, checkout_at=self._checkout_at(repo))
+        hooks = Hooks(
+            live=self.live,
+            applied=applied,
+            checkout_at=self._checkout_at(repo),
+            finished=self.metrics.reconciled,
+        )
         task = asyncio.create_task(
             self._attempt(
                 deployment, repo=repo, superseded=superseded, cancelled=cancelled, hooks=hooks
@@ -335,6 +354,12 @@ class Daemon:
             return
         self.outcomes.append(task.result())
         self._wake.set()  # a slot is free: there may be more work waiting
+
+    @property
+    def in_flight_counts(self) -> tuple[int, int]:
+        """Attempts applying (holding a slot) and attempts waiting for health."""
+        waiting = sum(1 for entry in self._in_flight.values() if entry.waiting)
+        return len(self._in_flight) - waiting, waiting
 
     def _on_listening(self) -> None:
         # NOTIFYs sent while the connection was down are gone: look at the database once now.
@@ -435,9 +460,9 @@ async def main(*, settings: Settings, once: bool) -> int:
     check_version(settings.kubernetes_version)
     # Before anything else: a second daemon on the same checkouts must not even connect.
     with claim_repos_dir(settings.repos_dir):
-        store = await _connect_store(settings.database_url, once=once, pool_size=DATABASE_POOL_SIZE)
+        store = await connect_store(settings.database_url, once=once, pool_size=DATABASE_POOL_SIZE)
         try:
-            kube = await _connect_kube(settings, once=once)
+            kube = await connect_kube(settings, once=once)
             live = LiveCache(kube, label_selector=OWNED_SELECTOR)
             try:
                 daemon = Daemon(store=store, kube=kube, settings=settings, live=live)
@@ -454,35 +479,3 @@ async def main(*, settings: Settings, once: bool) -> int:
                 await kube.close()
         finally:
             await store.close()
-
-
-def _retry_unless_once(event: str, *, once: bool) -> Callable[[BaseException, int], float | None]:
-    """Wait out a service that is not there yet (a daemon starting before its database), but
-    let ``run --once`` fail at once."""
-
-    def decide(exc: BaseException, attempt: int) -> float | None:
-        if once:
-            return None
-        delay = _CONNECT_BACKOFF.delay(attempt)
-        log.warning(event, error=str(exc), retry_in_s=delay)
-        return delay
-
-    return decide
-
-
-async def _connect_store(url: str, *, once: bool, pool_size: int) -> Store:
-    return await retry(
-        lambda: Store.connect(url, pool_size=pool_size),
-        decide=_retry_unless_once("database_unavailable", once=once),
-        catch=(DatabaseError,),
-    )
-
-
-async def _connect_kube(settings: Settings, *, once: bool) -> Kube:
-    return await retry(
-        lambda: Kube.connect(
-            kubeconfig=settings.kubeconfig, request_timeout_s=settings.kube_timeout_s
-        ),
-        decide=_retry_unless_once("kubernetes_unavailable", once=once),
-        catch=(KubernetesError,),
-    )

@@ -126,6 +126,12 @@ class DaemonStore(AttemptStore, Protocol):
 
     async def prune_history(self, *, keep_days: float, batch: int = 1000) -> int: ...
 
+    # What /readyz and /metrics (reconciler.web) ask.
+
+    async def ping(self, *, timeout_s: float) -> None: ...
+
+    async def counts_by_status(self) -> dict[str, int]: ...
+
     # What the observer (reconciler.observer) reads and writes.
 
     async def all_inventory(self) -> list[tuple[int, ObjectRef]]: ...
@@ -196,6 +202,10 @@ class Cluster(Protocol):
         ...
 
     async def refresh_discovery(self) -> None: ...
+
+    async def version(self) -> str:
+        """The server's version: whether it answers at all (``/readyz``)."""
+        ...
 
     def impersonating(self, user: str) -> Cluster:
         """The same cluster, every request made as ``user`` (Kubernetes impersonation)."""
