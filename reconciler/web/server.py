@@ -9,9 +9,10 @@ can work: the database answers, the LISTEN connection is up, the cluster answers
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from aiohttp import web
@@ -79,9 +80,8 @@ async def serve(daemon: Probed) -> HttpServer | None:
         return None
     _instrument(daemon)
     app = web.Application()
-    app.router.add_get("/livez", lambda _request: _livez(daemon))
-    app.router.add_get("/readyz", lambda _request: _readyz(daemon))
-    app.router.add_get("/metrics", lambda _request: _metrics(daemon))
+    for path, endpoint in (("/livez", _livez), ("/readyz", _readyz), ("/metrics", _metrics)):
+        app.router.add_get(path, functools.partial(_answer, endpoint, daemon))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     host, port = address
@@ -117,6 +117,12 @@ def _instrument(daemon: Probed) -> None:
 
 
 # ------------------------------------------------------------ the endpoints
+
+
+async def _answer(
+    endpoint: Callable[[Probed], Awaitable[web.Response]], daemon: Probed, _request: web.Request
+) -> web.Response:
+    return await endpoint(daemon)
 
 
 async def _livez(daemon: Probed) -> web.Response:
