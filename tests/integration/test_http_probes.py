@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from reconciler.db import Store
 from reconciler.model import Deployment
-from tests.support.pipeline import Pipeline
+from tests.support.own_postgres import own_postgres
+from tests.support.pipeline import Pipeline, app_pipeline
 from tests.support.probes import (
     EPHEMERAL,
     get,
@@ -19,6 +22,7 @@ from tests.support.probes import (
     value,
     wait_for_answer,
 )
+from tests.support.waiting import wait_until
 
 
 def _healthy(d: Deployment) -> bool:
@@ -75,3 +79,34 @@ async def test_shutdown_is_prompt_with_a_scrape_connection_open(pipeline: Pipeli
         assert await asyncio.wait_for(asyncio.shield(task), timeout=4) == 0
     with pytest.raises(aiohttp.ClientConnectionError):
         await get(port, "/livez")
+
+
+async def test_readyz_names_the_database_while_postgres_is_down(tmp_path: Path) -> None:
+    """PostgreSQL down: /readyz answers 503 naming the database, /livez stays 200 (the daemon
+    is rightly waiting); PostgreSQL back: /readyz answers 200 again."""
+    async with own_postgres() as server:
+        store = await Store.connect(server.url("reconciler"), pool_size=4)
+        try:
+            async with app_pipeline(store=store, tmp_path=tmp_path) as pipeline:
+                daemon = await pipeline.start_daemon(http_address=EPHEMERAL)
+                port = await port_of(daemon)
+                await wait_for_answer(port, "/readyz", status=200)
+
+                await asyncio.to_thread(server.kill)
+                body = await wait_for_answer(port, "/readyz", status=503, containing="database")
+                checks = json.loads(body)
+                assert checks["database"].startswith("error: ")
+                assert checks["cluster"] == "ok"
+                # Passes fail and back off meanwhile, and the loop keeps turning.
+                seen = daemon.heartbeat
+                await wait_until(
+                    lambda: daemon.heartbeat > seen, timeout_s=30, what="another loop turn"
+                )
+                assert await get(port, "/livez") == (200, "ok\n")
+
+                await asyncio.to_thread(server.restart)
+                body = await wait_for_answer(port, "/readyz", status=200)
+                assert json.loads(body)["database"] == "ok"
+                assert await get(port, "/livez") == (200, "ok\n")
+        finally:
+            await store.close()
