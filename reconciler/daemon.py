@@ -88,8 +88,7 @@ class Daemon:
         self.settings = settings
         self.outcomes: list[Outcome] = []
         self.metrics = DaemonMetrics()
-        self.http: HttpServer | None = None
-        """The probes and metrics server while :meth:`run` runs (RECONCILER_HTTP_ADDRESS)."""
+        self.http: HttpServer | None = None  # /livez, /readyz, /metrics while run() runs
         self.listener: Notifications | None = None
         self.heartbeat = time.monotonic()
         self.looping = False
