@@ -175,6 +175,8 @@ async def _check(call: Awaitable[object]) -> str:
         return f"error: no answer within {CHECK_TIMEOUT_S:g}s"
     except ReconcilerError as exc:
         return f"error: {exc}"
+    except Exception as exc:  # a probe answers with what went wrong, never a bare 500
+        return f"error: {type(exc).__name__}: {exc}"
     return "ok"
 
 
