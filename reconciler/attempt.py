@@ -73,9 +73,14 @@ CANCELLED_MESSAGE = (
 )
 _SUPERSEDED_MESSAGE = "a newer desired state arrived before this rollout finished"
 _ROLLBACK_SOURCES = frozenset({"deploy", "rollback", "redeploy", "heal"})
+_WORTH_A_WARNING = frozenset({AttemptStatus.FAILED, AttemptStatus.DRIFTED})
 
 
 def _nothing() -> None:
+    return None
+
+
+def _not_counted(_action: str, _outcome: str, _seconds: float) -> None:
     return None
 
 
@@ -89,6 +94,8 @@ class Hooks:
     """Called once the apply is done: waiting for health holds no concurrency slot."""
     checkout_at: Callable[[str], Awaitable[Checkout]] | None = None
     """The ops repo at a given commit (a rollback renders the commit that was healthy)."""
+    finished: Callable[[str, str, float], None] = _not_counted
+    """Called as the attempt ends with its action, outcome and seconds taken (the metrics)."""
 
 
 async def run_attempt(
@@ -133,16 +140,20 @@ async def run_attempt(
         # The outcome could not be recorded; the lease expires and the next claim closes the
         # attempt as interrupted and tries again.
         bound.error("reconcile_unrecorded", error=str(exc))
+        attempt.hooks.finished(str(attempt.verb), UNRECORDED, time.monotonic() - began)
         return Outcome(deployment_id=deployment.id, status=UNRECORDED, message=str(exc))
-    emit = bound.warning if outcome.status == AttemptStatus.FAILED else bound.info
+    took_s = time.monotonic() - began
+    # Failures and drift left in place are what an operator must see at the default level.
+    emit = bound.warning if outcome.status in _WORTH_A_WARNING else bound.info
     emit(
         "reconcile",
         status=outcome.status,
         image_ref=attempt.image_ref,
         sha=attempt.checkout.sha,
-        duration_ms=int((time.monotonic() - began) * 1000),
+        duration_ms=int(took_s * 1000),
         message=outcome.message,
     )
+    attempt.hooks.finished(str(attempt.verb), outcome.status, took_s)
     return outcome
 
 

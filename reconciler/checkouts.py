@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Sequence
 
 from reconciler.logs import get_logger
@@ -26,11 +27,19 @@ class Checkouts:
     """What this daemon knows of the ops repos it synced."""
 
     def __init__(
-        self, *, store: DaemonStore, fetcher: RepoFetcher, wake: Callable[[], None]
+        self,
+        *,
+        store: DaemonStore,
+        fetcher: RepoFetcher,
+        wake: Callable[[], None],
+        synced: Callable[[OpsRepo, Checkout, float], None] | None = None,
     ) -> None:
         self._store = store
         self._fetcher = fetcher
         self._wake = wake
+        self._on_synced = synced
+        """Told of each fetch: the repo, the checkout it left (``error`` set when it failed)
+        and the seconds it took (the metrics)."""
         self._checkouts: dict[int, Checkout] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._syncs: dict[int, asyncio.Task[Checkout]] = {}
@@ -169,7 +178,10 @@ class Checkouts:
     async def _sync_one(self, repo: OpsRepo) -> Checkout:
         async with self._locks.setdefault(repo.id, asyncio.Lock()):
             previous = self._checkouts.get(repo.id)
+            began = time.monotonic()
             checkout = await self._fetcher.fetch(repo)
+            if self._on_synced is not None:
+                self._on_synced(repo, checkout, time.monotonic() - began)
             # Known before it is recorded: the tree on disk is this commit now.
             self._checkouts[repo.id] = checkout
             if checkout.sha is not None and (previous is None or previous.sha != checkout.sha):

@@ -5,7 +5,8 @@ deployments needing work as there are free slots, and start an attempt per claim
 (``reconciler.attempt``).  A background task renews the leases of in-flight deployments and
 learns from the answer when one was superseded.  When the database is away, passes back off
 until the LISTEN connection is back.  SIGTERM/SIGINT: no new claims; in-flight work gets
-``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0.
+``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0.  While it runs,
+``reconciler.web`` serves its probes and metrics (RECONCILER_HTTP_ADDRESS).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from reconciler.render.service import PoolRenderer
 from reconciler.repo_sync import GitFetcher
 from reconciler.retry import Backoff
 from reconciler.settings import Settings
+from reconciler.web import DaemonMetrics, HttpServer, serve
 
 log = get_logger("daemon")
 
@@ -79,6 +81,11 @@ class Daemon:
         self.kube = kube
         self.settings = settings
         self.outcomes: list[Outcome] = []
+        self.metrics = DaemonMetrics()
+        self.http: HttpServer | None = None  # /livez, /readyz, /metrics while run() runs
+        self.listener: Notifications | None = None
+        self.heartbeat = time.monotonic()
+        self.looping = False
         self._renderer = renderer or PoolRenderer(timeout_s=settings.render_timeout_s)
         self._options = Options(
             field_manager=settings.field_manager,
@@ -105,7 +112,9 @@ class Daemon:
         fetcher = fetcher or GitFetcher(
             repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s
         )
-        self._repos = Checkouts(store=store, fetcher=fetcher, wake=self._wake.set)
+        self._repos = Checkouts(
+            store=store, fetcher=fetcher, wake=self._wake.set, synced=self.metrics.repo_synced
+        )
         self._once = False
         if live is not None:
             self.observer = Observer(
@@ -145,7 +154,8 @@ class Daemon:
         the exit code: with ``once``, 0 only if every deployment touched ended healthy or
         stopped."""
         self._once = once
-        listener = self._listener(self._on_notify, self._on_listening)
+        self.http = None if once else await serve(self)  # a single pass serves no probes
+        self.listener = listener = self._listener(self._on_notify, self._on_listening)
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
         renew_task = asyncio.create_task(self._renew_leases(), name="renew-leases")
         prune_task = asyncio.create_task(self._prune_history(), name="prune-history")
@@ -162,6 +172,7 @@ class Daemon:
             concurrency=self.settings.concurrency,
         )
         try:
+            self.looping = True
             await self._loop()
         finally:
             prune_task.cancel()
@@ -170,6 +181,9 @@ class Daemon:
                 observe_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await observe_task
+            self.looping = False
+            if self.http is not None:
+                await self.http.stop()
         failed = [o for o in self.outcomes if o.status not in _SUCCESS]
         log.info("daemon_stopped", reconciled=len(self.outcomes), failed=len(failed))
         return 1 if once and failed else 0
@@ -178,6 +192,7 @@ class Daemon:
         backoff = Backoff(base_s=1.0, max_s=self.settings.poll_interval_s, jitter=1.0)
         failures_in_a_row = 0
         while not self._stopping.is_set():
+            self.heartbeat = time.monotonic()  # /livez: the loop turns
             self._wake.clear()
             try:
                 claimed = await self._pass()
@@ -278,7 +293,12 @@ class Daemon:
             entry.waiting = True
             self._wake.set()  # a slot is free
 
-        hooks = Hooks(live=self.live, applied=applied, checkout_at=self._checkout_at(repo))
+        hooks = Hooks(
+            live=self.live,
+            applied=applied,
+            checkout_at=self._checkout_at(repo),
+            finished=self.metrics.reconciled,
+        )
         task = asyncio.create_task(
             self._attempt(
                 deployment, repo=repo, superseded=superseded, cancelled=cancelled, hooks=hooks
@@ -327,6 +347,12 @@ class Daemon:
             return
         self.outcomes.append(task.result())
         self._wake.set()  # a slot is free: there may be more work waiting
+
+    @property
+    def in_flight_counts(self) -> tuple[int, int]:
+        """Attempts applying (holding a slot) and attempts waiting for health."""
+        waiting = sum(1 for entry in self._in_flight.values() if entry.waiting)
+        return len(self._in_flight) - waiting, waiting
 
     def _on_listening(self) -> None:
         # NOTIFYs sent while the connection was down are gone: look at the database once now.

@@ -280,7 +280,7 @@ class Observer:
             asked = await self.store.request_heal(sorted(heal))
             if asked:
                 self.heals_requested += len(asked)
-                log.info("drift_detected", deployments=sorted(asked))
+                log.warning("drift_detected", deployments=sorted(asked))
                 self.wake()
         touched, self._health = self._health, set()
         healths: list[ObjectHealth] = []

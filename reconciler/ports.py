@@ -142,6 +142,12 @@ class DaemonStore(AttemptStore, ObserverStore, Protocol):
 
     async def prune_history(self, *, keep_days: float, batch: int = 1000) -> int: ...
 
+    # What /readyz and /metrics (reconciler.web) ask.
+
+    async def ping(self, *, timeout_s: float) -> None: ...
+
+    async def counts_by_status(self) -> dict[str, int]: ...
+
 
 class Cluster(Protocol):
     """The Kubernetes API, as applying, health and stop use it."""
@@ -194,6 +200,10 @@ class Cluster(Protocol):
         ...
 
     async def refresh_discovery(self) -> None: ...
+
+    async def version(self) -> str:
+        """The server's version: whether it answers at all (``/readyz``)."""
+        ...
 
     def impersonating(self, user: str) -> Cluster:
         """The same cluster, every request made as ``user`` (Kubernetes impersonation)."""

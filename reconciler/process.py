@@ -4,17 +4,14 @@ database or a cluster that is not up yet), then the loop of :mod:`reconciler.dae
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
-from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import LiveCache
+from reconciler.connect import connect_kube, connect_store
 from reconciler.daemon import OWNED_SELECTOR, STOP_SIGNALS, Daemon
-from reconciler.db import Store
-from reconciler.errors import ConfigError, DatabaseError, KubernetesError
+from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
 from reconciler.render.validation import check_version
 from reconciler.repo_sync import claim_repos_dir
-from reconciler.retry import Backoff, retry
 from reconciler.settings import Settings
 
 log = get_logger("daemon")
@@ -23,8 +20,6 @@ log = get_logger("daemon")
 # RECONCILER_CONCURRENCY (peaks measured: 13 busy at concurrency 64); ten plus ten overflow
 # leaves room for several daemons under PostgreSQL's default max_connections of 100.
 DATABASE_POOL_SIZE = 10
-
-_CONNECT_BACKOFF = Backoff(base_s=0.5, max_s=30.0, jitter=1.0)
 
 
 async def main(*, settings: Settings, once: bool) -> int:
@@ -64,9 +59,9 @@ async def _serve(
 ) -> int:
     # Before anything else: a second daemon on the same checkouts must not even connect.
     with claim_repos_dir(settings.repos_dir):
-        store = await _connect_store(database_url, once=once, pool_size=DATABASE_POOL_SIZE)
+        store = await connect_store(database_url, once=once, pool_size=DATABASE_POOL_SIZE)
         try:
-            kube = await _connect_kube(settings, once=once)
+            kube = await connect_kube(settings, once=once)
             live = LiveCache(kube, label_selector=OWNED_SELECTOR)
             try:
                 started.append(Daemon(store=store, kube=kube, settings=settings, live=live))
@@ -76,35 +71,3 @@ async def _serve(
                 await kube.close()
         finally:
             await store.close()
-
-
-def _retry_unless_once(event: str, *, once: bool) -> Callable[[BaseException, int], float | None]:
-    """Wait out a service that is not there yet (a daemon starting before its database), but
-    let ``run --once`` fail at once."""
-
-    def decide(exc: BaseException, attempt: int) -> float | None:
-        if once:
-            return None
-        delay = _CONNECT_BACKOFF.delay(attempt)
-        log.warning(event, error=str(exc), retry_in_s=delay)
-        return delay
-
-    return decide
-
-
-async def _connect_store(url: str, *, once: bool, pool_size: int) -> Store:
-    return await retry(
-        lambda: Store.connect(url, pool_size=pool_size),
-        decide=_retry_unless_once("database_unavailable", once=once),
-        catch=(DatabaseError,),
-    )
-
-
-async def _connect_kube(settings: Settings, *, once: bool) -> Kube:
-    return await retry(
-        lambda: Kube.connect(
-            kubeconfig=settings.kubeconfig, request_timeout_s=settings.kube_timeout_s
-        ),
-        decide=_retry_unless_once("kubernetes_unavailable", once=once),
-        catch=(KubernetesError,),
-    )

@@ -106,6 +106,10 @@ class Settings:
     the watches hold, besides each watch event (and once at start): what a watch missed, or
     what changed while the daemon was down, is caught by then."""
 
+    http_address: tuple[str, int] | None = ("0.0.0.0", 8080)
+    """RECONCILER_HTTP_ADDRESS: ``host:port`` the daemon serves ``/livez``, ``/readyz`` and
+    ``/metrics`` on (port 0: any free port); ``off`` (None) serves nothing."""
+
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``); errors say what is wrong."""
@@ -139,6 +143,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_KUBERNETES_VERSION", "kubernetes_version", _kubernetes_version)
     take("RECONCILER_SELF_HEAL", "self_heal", _boolean)
     take("RECONCILER_DRIFT_CHECK_INTERVAL_S", "drift_check_interval_s", _positive_seconds)
+    take("RECONCILER_HTTP_ADDRESS", "http_address", _http_address)
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -169,6 +174,16 @@ def _boolean(name: str, raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _http_address(name: str, raw: str) -> tuple[str, int] | None:
+    if raw.lower() == "off":
+        return None
+    host, colon, port = raw.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # an IPv6 address: [::]:8080
+    if not colon or not host or not port.isdigit() or int(port) > 65535 or " " in host:
+        raise ConfigError(f"{name} must be host:port (like 0.0.0.0:8080) or off, got {raw!r}")
+    return host, int(port)
 
 
 def _positive_int(name: str, raw: str) -> int:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from kubernetes.aio.client import ApiClient
+from kubernetes.aio.client import ApiClient, VersionApi
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic import DynamicClient
 from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from reconciler.cluster.api_status import status_message
 from reconciler.cluster.kube_config import load_configuration
+from reconciler.cluster.kube_requests import RequestCounter, retry_after_s
 from reconciler.cluster.server_fields import RESTARTED_AT, strip_server_fields
 from reconciler.cluster.watch_events import read_watch_events
 from reconciler.errors import KubernetesError, kubernetes_error
@@ -72,6 +73,7 @@ class Kube:
         self._resources: dict[tuple[str, str], Any] = {}
         self._headers: dict[str, str] = {}
         self._impersonating: dict[str, Kube] = {}
+        self.requests = RequestCounter.tracing(api.configuration)  # for the metrics
 
     @classmethod
     async def connect(
@@ -361,6 +363,12 @@ class Kube:
 
         return await self._call(f"look up {kind} ({api_version})", call)
 
+    async def version(self) -> str:
+        """The server's version (``GET /version``): the cheapest call that says it answers."""
+
+        info = await self._call("read the server version", VersionApi(self._api).get_code)
+        return str(info.git_version)
+
     async def refresh_discovery(self) -> None:
         """Forget cached discovery (after a CRD is Established)."""
         async with self._discovery_lock:
@@ -477,12 +485,4 @@ def _as_error(exc: BaseException, *, what: str, timeout_s: float) -> KubernetesE
 
 def _retry_after_s(exc: BaseException | None) -> float | None:
     """The seconds the server's Retry-After header asks for, when it sent one."""
-    if not isinstance(exc, ApiException) or not exc.headers:
-        return None
-    value = exc.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    return retry_after_s(exc.headers) if isinstance(exc, ApiException) else None

@@ -658,10 +658,11 @@ WHERE id IN (
 RETURNING id;
 
 
--- ============================================================== tests' tools
+-- ============================================================== metrics
 
 -- name: counts_by_status
--- How many deployments are in each current_status (reconciler.testing.dbtools).
+-- How many deployments are in each current_status: the daemon's /metrics, at each scrape
+-- (one aggregate over the table, whatever its size), and reconciler.testing.dbtools.
 SELECT current_status, count(*) AS count
 FROM deployments
 GROUP BY current_status;

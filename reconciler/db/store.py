@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reconciler.db import admin
@@ -37,6 +39,17 @@ class Store(OpsRepos, Policies, Writers, Attempts, DayTwo, Reads, Retention, Inv
             await store.close()
             raise
         return store
+
+    async def ping(self, *, timeout_s: float) -> None:
+        """Check the server answers a ``SELECT 1`` within ``timeout_s`` (TimeoutError if not;
+        DatabaseError naming the host when it refuses)."""
+        async with asyncio.timeout(timeout_s), self._tx() as conn:
+            await conn.execute(query("ping"))
+
+    async def counts_by_status(self) -> dict[str, int]:
+        """How many deployments are in each ``current_status``: one aggregate query."""
+        async with self._tx() as conn:
+            return {str(r[0]): int(r[1]) for r in await conn.execute(query("counts_by_status"))}
 
     async def close(self) -> None:
         await self.engine.dispose()

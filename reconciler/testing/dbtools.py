@@ -7,7 +7,6 @@ from alembic import command
 from reconciler.db import Store
 from reconciler.db.admin import run_alembic
 from reconciler.db.connection import transaction
-from reconciler.db.queries import query
 
 
 async def downgrade(store: Store, revision: str = "base") -> None:
@@ -18,6 +17,4 @@ async def downgrade(store: Store, revision: str = "base") -> None:
 
 async def counts_by_status(store: Store) -> dict[str, int]:
     """How many deployments are in each ``current_status``."""
-    async with transaction(store.engine, url=store.url) as conn:
-        rows = await conn.execute(query("counts_by_status"))
-        return {r[0]: r[1] for r in rows}
+    return await store.counts_by_status()

@@ -156,6 +156,7 @@ async def open_pipeline(
         retry_max_s=60.0,
         git_timeout_s=30.0,
         shutdown_grace_s=5.0,
+        http_address=None,  # tests that probe ask for 127.0.0.1:0
     )
     repo = await store.add_ops_repo(name="ops", repo_url=str(ops.path), sync_interval_s=0)
     result = Pipeline(

@@ -141,6 +141,8 @@ def daemon_env(
             "KUBECONFIG": str(kubeconfig),
             "RECONCILER_REPOS_DIR": str(repos_dir),
             "RECONCILER_LOG_FORMAT": "json",
+            # Several daemons run at once: none binds the default port unless a test asks.
+            "RECONCILER_HTTP_ADDRESS": "off",
         }
     )
     env.update({f"RECONCILER_{name.upper()}": value for name, value in settings.items()})

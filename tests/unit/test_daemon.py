@@ -26,6 +26,7 @@ SETTINGS = Settings(
     shutdown_grace_s=0.3,
     health_timeout_s=30.0,
     concurrency=4,
+    http_address=None,
 )
 
 

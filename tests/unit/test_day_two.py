@@ -140,7 +140,11 @@ async def test_a_cancel_notify_cancels_the_rollout_in_flight() -> None:
         store=store,
         kube=cluster,
         settings=dataclasses.replace(
-            Settings(), daemon_id="unit", poll_interval_s=0.05, health_timeout_s=30.0
+            Settings(),
+            daemon_id="unit",
+            poll_interval_s=0.05,
+            health_timeout_s=30.0,
+            http_address=None,
         ),
         renderer=InMemoryRenderer(),
         fetcher=InMemoryFetcher(),

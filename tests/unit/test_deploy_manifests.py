@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from reconciler import render
+from reconciler.web.server import CHECK_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 # Plural resource names of the kinds the example ops repo renders.
@@ -86,3 +87,35 @@ def test_rbac_grants_no_destructive_or_broad_verbs() -> None:
         assert verb in {"get", "list", "patch"}, (group, resource, verb)
         assert "*" not in (group, resource, verb)
     assert ("", "secrets", "get") not in _granted()
+
+
+def _daemon_container() -> dict[str, Any]:
+    [deployment] = [d for d in _documents("reconciler.yaml") if d["kind"] == "Deployment"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_the_daemon_is_probed_on_the_port_it_serves() -> None:
+    """Liveness and startup probe /livez, readiness /readyz, on the port the env var binds."""
+    container = _daemon_container()
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    port = int(env["RECONCILER_HTTP_ADDRESS"].rpartition(":")[2])
+    [declared] = container["ports"]
+    assert declared["containerPort"] == port
+    probes = {
+        name: container[name]["httpGet"]
+        for name in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert {name: get["path"] for name, get in probes.items()} == {
+        "startupProbe": "/livez",
+        "livenessProbe": "/livez",
+        "readinessProbe": "/readyz",
+    }
+    assert all(get["port"] == declared["name"] for get in probes.values())
+
+
+def test_probe_timeouts_leave_room_for_the_checks() -> None:
+    """A probe waits longer than the server's own check timeout, so a slow check answers 503
+    instead of timing out the probe."""
+    container = _daemon_container()
+    assert container["readinessProbe"]["timeoutSeconds"] > CHECK_TIMEOUT_S

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from reconciler.cluster.live import LiveCache
 from reconciler.observer import Observer, content_changed, last_writer
@@ -84,6 +85,17 @@ async def test_another_managers_edit_asks_for_a_heal_and_wakes_the_loop(watched:
     watched.world.cluster.write_as(DEPLOYMENT, _replicas(5), manager="kubectl-edit")
     await eventually(lambda: watched.heal_asked, message="no heal asked")
     assert watched.woken >= 1
+
+
+async def test_drift_is_logged_at_warning(watched: Watched) -> None:
+    """Drift found after the rollout logs at warning, where operators look by default."""
+    with capture_logs() as logs:
+        watched.world.cluster.write_as(DEPLOYMENT, _replicas(5), manager="kubectl-edit")
+        await eventually(
+            lambda: any(e["event"] == "drift_detected" for e in logs), message="no drift logged"
+        )
+    [event] = [e for e in logs if e["event"] == "drift_detected"]
+    assert event["log_level"] == "warning"
 
 
 async def test_a_status_write_asks_for_nothing(watched: Watched) -> None:

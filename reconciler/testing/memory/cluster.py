@@ -203,6 +203,9 @@ class InMemoryCluster:
     async def refresh_discovery(self) -> None:
         return None
 
+    async def version(self) -> str:
+        return "v1.32.0-memory"
+
 
 def _same_kind(api_version: str, kind: str, wanted_version: str, wanted_kind: str) -> bool:
     """Same group and kind (``apps/v1`` and ``apps/v1beta2`` Deployments are one object)."""

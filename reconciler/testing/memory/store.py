@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,12 @@ class InMemoryStore(InventoryMemory):
         self.objects: dict[Key, ObjectRef] = {}
         self.object_health: dict[Key, ObjectHealth] = {}
         self.calls: list[str] = []
+
+    async def ping(self, *, timeout_s: float) -> None:
+        self._fault("ping")
+
+    async def counts_by_status(self) -> dict[str, int]:
+        return dict(Counter(d.current_status for d in self.deployments.values()))
 
     # ------------------------------------------------------------ what writers do
 
