@@ -83,6 +83,8 @@ async def main(*, settings: Settings, keep: bool) -> int:
             kubeconfig=kubeconfig,
             repos_dir=(DATA_DIR / "repos").resolve(),
             poll_interval_s=2.0,
+            # Any free local port: the demo must not fail because 8080 is taken.
+            http_address=("127.0.0.1", 0),
             health_timeout_s=min(settings.health_timeout_s, 60.0),
             retry_base_s=30.0,
         )
