@@ -109,6 +109,9 @@ async def test_kill_9_at_random_moments_closes_each_interrupted_attempt_once(
     )
     daemon_processes.append(final)
     await final.start()
+    # A SIGTERM during the interpreter's own start-up (imports) kills any program: wait until
+    # the daemon handles signals before the terminate below can come.
+    await final.wait_for_event("daemon_started")
 
     async def done() -> bool:
         return await converged(store)
