@@ -18,6 +18,7 @@ from typing import Any
 from reconciler import settings as settings_module
 from reconciler.cli_day_two import Commands, add_day_two_commands, connect
 from reconciler.cli_wait import add_wait_command
+from reconciler.cli_webhooks import add_webhook_commands
 from reconciler.errors import InputError, ReconcilerError
 from reconciler.output import format_table
 from reconciler.settings import Settings
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_render_command(commands)
     _add_diff_command(commands)
     _add_ops_repo_commands(commands)
+    add_webhook_commands(commands)
     _add_demo_command(commands)
     return parser
 

@@ -23,11 +23,19 @@ from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
 from reconciler.checkouts import Checkouts
 from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
+from reconciler.deliveries import deliverer_for
 from reconciler.errors import DatabaseError
 from reconciler.logs import get_logger
 from reconciler.model import AttemptStatus, Checkout, Deployment, OpsRepo
 from reconciler.observer import ObservedCache, Observer
-from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
+from reconciler.ports import (
+    Cluster,
+    DaemonStore,
+    DeliveryStore,
+    Notifications,
+    Renderer,
+    RepoFetcher,
+)
 from reconciler.render.service import PoolRenderer
 from reconciler.repo_sync import GitFetcher
 from reconciler.retry import Backoff
@@ -76,6 +84,7 @@ class Daemon:
         fetcher: RepoFetcher | None = None,
         listener: ListenerFactory | None = None,
         live: ObservedCache | None = None,
+        deliveries: DeliveryStore | None = None,
     ) -> None:
         self.store = store
         self.kube = kube
@@ -116,6 +125,9 @@ class Daemon:
             store=store, fetcher=fetcher, wake=self._wake.set, synced=self.metrics.repo_synced
         )
         self._once = False
+        self.deliverer = deliverer_for(  # outgoing webhooks, beside the loop
+            store=store, deliveries=deliveries, settings=settings, outcome=self.metrics
+        )
         if live is not None:
             self.observer = Observer(
                 cache=live,
@@ -159,6 +171,9 @@ class Daemon:
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
         renew_task = asyncio.create_task(self._renew_leases(), name="renew-leases")
         prune_task = asyncio.create_task(self._prune_history(), name="prune-history")
+        deliver_task = None
+        if self.deliverer is not None and not once:
+            deliver_task = asyncio.create_task(self.deliverer.run(), name="deliver")
         observe_task = None
         if self.observer is not None and not once:
             observe_task = asyncio.create_task(
@@ -177,6 +192,9 @@ class Daemon:
         finally:
             prune_task.cancel()
             await self._shut_down(renew_task=renew_task, listen_task=listen_task)
+            if deliver_task is not None and self.deliverer is not None:
+                self.deliverer.stop()  # after the drain: its transitions are delivered too
+                await deliver_task
             if observe_task is not None:
                 observe_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -418,6 +436,10 @@ class Daemon:
                 pruned = await self.store.prune_history(keep_days=keep_days)
                 if pruned:
                     log.info("history_pruned", rows=pruned, keep_days=keep_days)
+                if self.deliverer is not None:
+                    deleted = await self.deliverer.prune(keep_days=keep_days)
+                    if deleted:
+                        log.info("deliveries_pruned", rows=deleted, keep_days=keep_days)
             except DatabaseError as exc:
                 log.warning("history_prune_failed", error=str(exc))
             await asyncio.sleep(HISTORY_PRUNE_INTERVAL_S)

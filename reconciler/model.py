@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -300,3 +300,33 @@ class RepoPolicy:
             return None
         namespace, _, name = self.service_account.partition("/")
         return f"system:serviceaccount:{namespace}:{name}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Webhook:
+    """An ``event_webhooks`` row, without its secret (``signed`` says whether it has one)."""
+
+    id: int
+    name: str
+    url: str
+    project: str | None
+    environment: str | None
+    format: str
+    statuses: tuple[str, ...] | None
+    enabled: bool
+    signed: bool
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class DueDelivery:
+    """A claimed ``event_deliveries`` row with what posting it needs from its webhook."""
+
+    id: int
+    webhook: str
+    url: str
+    format: str
+    secret: str | None = field(repr=False)
+    event: Mapping[str, Any]
+    attempts: int
+    """Attempts so far, this one included."""

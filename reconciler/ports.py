@@ -19,6 +19,7 @@ from reconciler.model import (
     AttemptResult,
     Checkout,
     Deployment,
+    DueDelivery,
     HistoryEntry,
     ObjectHealth,
     ObjectRef,
@@ -147,6 +148,31 @@ class DaemonStore(AttemptStore, ObserverStore, Protocol):
     async def ping(self, *, timeout_s: float) -> None: ...
 
     async def counts_by_status(self) -> dict[str, int]: ...
+
+
+class DeliveryStore(Protocol):
+    """The outbox of outgoing webhooks, as the daemon's deliverer uses it."""
+
+    async def claim_deliveries(
+        self, *, daemon_id: str, limit: int, lease_s: float
+    ) -> list[DueDelivery]: ...
+
+    async def finish_delivery(
+        self,
+        *,
+        delivery_id: int,
+        daemon_id: str,
+        status: str,
+        code: int | None,
+        error: str | None,
+        retry_in_s: float | None,
+    ) -> bool: ...
+
+    async def release_deliveries(
+        self, *, daemon_id: str, ids: Sequence[int], error: str
+    ) -> None: ...
+
+    async def prune_deliveries(self, *, keep_days: float, batch: int = 1000) -> int: ...
 
 
 class Cluster(Protocol):

@@ -110,6 +110,23 @@ class Settings:
     """RECONCILER_HTTP_ADDRESS: ``host:port`` the daemon serves ``/livez``, ``/readyz`` and
     ``/metrics`` on (port 0: any free port); ``off`` (None) serves nothing."""
 
+    # Outgoing webhooks (the deliverer of ``event_deliveries``).
+    webhook_timeout_s: float = 5.0
+    """RECONCILER_WEBHOOK_TIMEOUT_S: one POST to a webhook taking longer is abandoned (and
+    retried like any failure)."""
+
+    webhook_concurrency: int = 8
+    """RECONCILER_WEBHOOK_CONCURRENCY: how many POSTs one daemon has in flight at once."""
+
+    webhook_max_attempts: int = 8
+    """RECONCILER_WEBHOOK_MAX_ATTEMPTS: attempts of one delivery before it is marked failed."""
+
+    webhook_retry_base_s: float = 5.0
+    """RECONCILER_WEBHOOK_RETRY_BASE_S: the first retry delay; it doubles, with jitter."""
+
+    webhook_retry_max_s: float = 600.0
+    """RECONCILER_WEBHOOK_RETRY_MAX_S: the longest retry delay of a delivery."""
+
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``); errors say what is wrong."""
@@ -144,6 +161,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_SELF_HEAL", "self_heal", _boolean)
     take("RECONCILER_DRIFT_CHECK_INTERVAL_S", "drift_check_interval_s", _positive_seconds)
     take("RECONCILER_HTTP_ADDRESS", "http_address", _http_address)
+    # Outgoing webhooks.
+    take("RECONCILER_WEBHOOK_TIMEOUT_S", "webhook_timeout_s", _positive_seconds)
+    take("RECONCILER_WEBHOOK_CONCURRENCY", "webhook_concurrency", _positive_int)
+    take("RECONCILER_WEBHOOK_MAX_ATTEMPTS", "webhook_max_attempts", _positive_int)
+    take("RECONCILER_WEBHOOK_RETRY_BASE_S", "webhook_retry_base_s", _positive_seconds)
+    take("RECONCILER_WEBHOOK_RETRY_MAX_S", "webhook_retry_max_s", _positive_seconds)
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -666,3 +666,99 @@ RETURNING id;
 SELECT current_status, count(*) AS count
 FROM deployments
 GROUP BY current_status;
+
+
+-- ============================================================== outgoing webhooks
+
+-- name: add_webhook
+-- Register a webhook; the row without its secret (signed: whether it has one).
+INSERT INTO event_webhooks (name, url, project, environment, format, secret, statuses)
+VALUES (:name, :url, :project, :environment, :format, :secret, CAST(:statuses AS text[]))
+RETURNING id, name, url, project, environment, format, statuses, enabled,
+          secret IS NOT NULL AS signed, created_at;
+
+-- name: list_webhooks
+-- Every webhook by name, without its secret.
+SELECT id, name, url, project, environment, format, statuses, enabled,
+       secret IS NOT NULL AS signed, created_at
+FROM event_webhooks
+ORDER BY name;
+
+-- name: remove_webhook
+-- Unregister a webhook by name (its deliveries go with it); its id, no row when none.
+DELETE FROM event_webhooks WHERE name = :name RETURNING id;
+
+-- name: recent_deliveries
+-- The newest deliveries (of one webhook, or of all), with each attempt's code and error.
+SELECT d.id, w.name AS webhook, d.event ->> 'project' AS project,
+       d.event ->> 'environment' AS environment,
+       (d.event ->> 'from') || ' -> ' || (d.event ->> 'to') AS transition,
+       d.status, d.attempts, d.last_code, d.last_error,
+       CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
+       d.created_at, d.delivered_at
+FROM event_deliveries d
+JOIN event_webhooks w ON w.id = d.webhook_id
+WHERE CAST(:name AS text) IS NULL OR w.name = CAST(:name AS text)
+ORDER BY d.id DESC
+LIMIT :limit;
+
+-- name: claim_deliveries
+-- Claim up to the limit of due pending deliveries of enabled webhooks (rows another daemon is
+-- claiming are skipped): counts the attempt and leases the row (next_attempt_at moves the
+-- lease's length ahead, so a daemon that dies mid-POST leaves it due again).  With what
+-- posting needs.
+WITH due AS (
+    SELECT d.id
+    FROM event_deliveries d
+    JOIN event_webhooks w ON w.id = d.webhook_id
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND w.enabled
+    ORDER BY d.next_attempt_at, d.id
+    LIMIT :limit
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE event_deliveries d
+SET claimed_by = :daemon_id,
+    attempts = d.attempts + 1,
+    next_attempt_at = now() + make_interval(secs => CAST(:lease_s AS double precision))
+FROM due, event_webhooks w
+WHERE d.id = due.id AND w.id = d.webhook_id
+RETURNING d.id, w.name AS webhook, w.url, w.format, w.secret, d.event, d.attempts;
+
+-- name: finish_delivery
+-- Record one attempt of a delivery this daemon claimed: delivered, failed, or pending again
+-- after the given seconds; its code and error either way.  Returns the id when recorded.
+UPDATE event_deliveries
+SET status = CAST(:status AS text),
+    last_code = CAST(:code AS integer),
+    last_error = CAST(:error AS text),
+    claimed_by = NULL,
+    delivered_at = CASE WHEN CAST(:status AS text) = 'delivered' THEN clock_timestamp() END,
+    next_attempt_at = CASE WHEN CAST(:status AS text) = 'pending'
+                           THEN clock_timestamp()
+                                + make_interval(secs => CAST(:retry_in_s AS double precision))
+                      END
+WHERE id = :id AND claimed_by = :daemon_id AND status = 'pending'
+RETURNING id;
+
+-- name: release_deliveries
+-- Give back deliveries this daemon claimed but did not finish (it is shutting down): due now,
+-- the interrupted attempt not counted, the reason recorded.
+UPDATE event_deliveries
+SET claimed_by = NULL,
+    attempts = greatest(attempts - 1, 0),
+    next_attempt_at = now(),
+    last_error = :error
+WHERE id = ANY(CAST(:ids AS bigint[])) AND claimed_by = :daemon_id AND status = 'pending';
+
+-- name: prune_deliveries
+-- Delete up to the batch size of finished deliveries (delivered or failed) created before the
+-- cutoff (now less the given seconds), oldest first; pending ones are kept.  Returns the ids.
+DELETE FROM event_deliveries
+WHERE id IN (
+    SELECT id FROM event_deliveries
+    WHERE status <> 'pending'
+      AND created_at < now() - make_interval(secs => CAST(:keep_s AS double precision))
+    ORDER BY id
+    LIMIT :batch
+)
+RETURNING id;

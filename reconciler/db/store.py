@@ -10,6 +10,7 @@ from reconciler.db import admin
 from reconciler.db.attempts import Attempts
 from reconciler.db.connection import create_engine
 from reconciler.db.day_two import DayTwo
+from reconciler.db.deliveries import Deliveries
 from reconciler.db.inventory import Inventory
 from reconciler.db.live_state import LiveState
 from reconciler.db.ops_repos import OpsRepos
@@ -21,7 +22,18 @@ from reconciler.db.writers import Writers
 from reconciler.errors import DatabaseError
 
 
-class Store(OpsRepos, Policies, Writers, Attempts, DayTwo, Reads, Retention, Inventory, LiveState):
+class Store(
+    OpsRepos,
+    Policies,
+    Writers,
+    Attempts,
+    DayTwo,
+    Reads,
+    Retention,
+    Inventory,
+    LiveState,
+    Deliveries,
+):
     """The database, for the daemon and the CLI.  Create with :meth:`connect`."""
 
     def __init__(self, *, url: str, engine: AsyncEngine) -> None:

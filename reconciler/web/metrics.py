@@ -92,6 +92,13 @@ class DaemonMetrics:
             ["repo"],
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "reconciler_webhook_deliveries",
+            "Attempts to deliver an event to an outgoing webhook, by outcome: delivered, "
+            "retry (it is tried again later) or failed (its attempts ran out).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.kube_requests = Counter(
             "reconciler_kubernetes_requests",
             "HTTP requests to the API server (retries included) by verb and status code; "
@@ -114,6 +121,10 @@ class DaemonMetrics:
             self.repo_sync_errors.labels(repo=repo.name).inc()
         else:
             self._last_good_sync[repo.name] = time.monotonic()
+
+    def delivery_attempted(self, outcome: str) -> None:
+        """One POST to an outgoing webhook ended: ``delivered``, ``retry`` or ``failed``."""
+        self.webhook_deliveries.labels(outcome=outcome).inc()
 
     def kube_request(self, verb: str, code: int) -> None:
         """One HTTP request to the API server was answered with ``code`` (0: no answer)."""
