@@ -141,6 +141,9 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._retry_at: float | None = None
+        """When the soonest retry this deliverer scheduled is due (monotonic): it looks then,
+        not only at the next poll."""
         self.listener: Notifications | None = None
 
     @property
@@ -179,10 +182,10 @@ class Deliverer:
         failures = 0
         while not self._stop.is_set():
             self._wake.clear()
-            delay = self._options.poll_interval_s
             try:
                 await self._claim_and_start()
                 failures = 0
+                delay = self._until_next_look()
             except Exception as exc:  # a database outage, or a bug: never the daemon's end
                 failures += 1
                 delay = backoff.delay(failures)
@@ -190,6 +193,13 @@ class Deliverer:
                 log.warning("delivery_claim_failed", error=error, retry_in_s=round(delay, 2))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def _until_next_look(self) -> float:
+        delay = self._options.poll_interval_s
+        if self._retry_at is not None:
+            delay = min(delay, max(self._retry_at - time.monotonic(), 0.0))
+            self._retry_at = None
+        return delay
 
     async def _claim_and_start(self) -> None:
         free = self._options.concurrency - len(self._tasks)
@@ -229,6 +239,10 @@ class Deliverer:
             # Its lease runs out and it is tried again: at least once, never lost.
             log.warning("delivery_not_recorded", delivery_id=delivery.id, error=str(exc))
             return
+        if verdict.retry_in_s is not None:
+            due = time.monotonic() + verdict.retry_in_s
+            self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
+            self._wake.set()  # to sleep until then at most
         self._report(delivery, verdict, code=code, error=error)
 
     async def _attempt(self, delivery: DueDelivery) -> tuple[int | None, str | None]:
@@ -344,6 +358,7 @@ def deliverer_for(
 
 def _clean(text: str, *, url: str) -> str:
     """``text`` without ``url``'s credentials, one line, bounded."""
-    cleaned = redact(text, url=url).replace(url, shown_url(url))
+    shown = shown_url(url)
+    cleaned = redact(text.replace(url, shown), url=url).replace(redact_url(url), shown)
     cleaned = " ".join(cleaned.split())
     return cleaned if len(cleaned) <= _MAX_ERROR else cleaned[: _MAX_ERROR - 3] + "..."

@@ -11,6 +11,7 @@ COMMIT does.
 from __future__ import annotations
 
 from reconciler.testing.memory.cluster import InMemoryCluster
+from reconciler.testing.memory.deliveries import InMemoryDeliveries
 from reconciler.testing.memory.edges import (
     InMemoryFetcher,
     InMemoryListener,
@@ -22,6 +23,7 @@ from reconciler.testing.memory.store import InMemoryStore, LostAcknowledgement
 
 __all__ = [
     "InMemoryCluster",
+    "InMemoryDeliveries",
     "InMemoryFetcher",
     "InMemoryListener",
     "InMemoryRenderer",
