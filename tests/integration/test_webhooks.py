@@ -243,3 +243,33 @@ async def test_the_table_refuses_bad_webhooks_naming_the_constraint(
     values: dict[str, Any] = {"name": "ok", "url": "https://h.example/x"}
     with pytest.raises(InputError, match=named):
         await pipeline.store.add_webhook(**{**values, **fields})
+
+
+async def test_the_history_retention_deletes_old_finished_deliveries(pipeline: Pipeline) -> None:
+    """With RECONCILER_HISTORY_RETENTION_DAYS, the daemon deletes delivered and failed rows
+    older than that; pending ones and recent ones stay."""
+    await pipeline.store.add_webhook(name="old", url="http://127.0.0.1:9/old")
+    await pipeline.deploy("app")
+    for status in ("failed", "pending", "failed", "pending"):
+        await pipeline.sql(f"UPDATE deployments SET current_status = '{status}'")
+    ids = [r["id"] for r in await _deliveries(pipeline, "old")]
+    assert len(ids) == 4
+    await pipeline.sql("UPDATE event_webhooks SET enabled = false")  # nothing is sent here
+    await pipeline.sql(
+        "UPDATE event_deliveries SET status = (ARRAY['delivered', 'failed', 'pending', "
+        "'delivered'])[id - $1 + 1], created_at = now() - interval '3 days' "
+        "WHERE id <> $2",
+        min(ids),
+        max(ids),
+    )
+    await pipeline.sql("UPDATE event_deliveries SET status = 'delivered' WHERE id = $1", max(ids))
+    await pipeline.start_daemon(history_retention_days=1.0)
+
+    async def remaining() -> list[tuple[int, str]] | None:
+        rows = [(r["id"], r["status"]) for r in await _deliveries(pipeline, "old")]
+        return rows if len(rows) == 2 else None
+
+    kept = await wait_for_value(
+        remaining, timeout_s=30, interval_s=0.05, failure=lambda: "nothing was pruned"
+    )
+    assert sorted(kept) == [(min(ids) + 2, "pending"), (max(ids), "delivered")]
