@@ -23,19 +23,12 @@ from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
 from reconciler.checkouts import Checkouts
 from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
-from reconciler.deliveries import deliverer_for
+from reconciler.deliveries import Deliverer, deliverer_for
 from reconciler.errors import DatabaseError
 from reconciler.logs import get_logger
 from reconciler.model import AttemptStatus, Checkout, Deployment, OpsRepo
 from reconciler.observer import ObservedCache, Observer
-from reconciler.ports import (
-    Cluster,
-    DaemonStore,
-    DeliveryStore,
-    Notifications,
-    Renderer,
-    RepoFetcher,
-)
+from reconciler.ports import Cluster, DaemonStore, Notifications, Renderer, RepoFetcher
 from reconciler.render.service import PoolRenderer
 from reconciler.repo_sync import GitFetcher
 from reconciler.retry import Backoff
@@ -74,6 +67,9 @@ class _InFlight:
 class Daemon:
     """The reconcile loop over one database and one cluster."""
 
+    deliverer: Deliverer | None = None
+    """Outgoing webhooks, beside the loop, while :meth:`run` runs (over the database only)."""
+
     def __init__(
         self,
         *,
@@ -84,7 +80,6 @@ class Daemon:
         fetcher: RepoFetcher | None = None,
         listener: ListenerFactory | None = None,
         live: ObservedCache | None = None,
-        deliveries: DeliveryStore | None = None,
     ) -> None:
         self.store = store
         self.kube = kube
@@ -125,9 +120,6 @@ class Daemon:
             store=store, fetcher=fetcher, wake=self._wake.set, synced=self.metrics.repo_synced
         )
         self._once = False
-        self.deliverer = deliverer_for(  # outgoing webhooks, beside the loop
-            store=store, deliveries=deliveries, settings=settings, outcome=self.metrics
-        )
         if live is not None:
             self.observer = Observer(
                 cache=live,
@@ -170,9 +162,11 @@ class Daemon:
         self.listener = listener = self._listener(self._on_notify, self._on_listening)
         listen_task = asyncio.create_task(listener.run(stop=self._stopping), name="listen")
         renew_task = asyncio.create_task(self._renew_leases(), name="renew-leases")
+        self.deliverer = None if once else deliverer_for(self.store, settings=self.settings)
         prune_task = asyncio.create_task(self._prune_history(), name="prune-history")
         deliver_task = None
-        if self.deliverer is not None and not once:
+        if self.deliverer is not None:
+            self.deliverer.counted(self.metrics.delivery_attempted)
             deliver_task = asyncio.create_task(self.deliverer.run(), name="deliver")
         observe_task = None
         if self.observer is not None and not once:

@@ -151,6 +151,10 @@ class Deliverer:
         """POSTs in flight now."""
         return len(self._tasks)
 
+    def counted(self, outcome: Callable[[str], None]) -> None:
+        """Report each attempt's outcome (delivered, retry, failed) to ``outcome``."""
+        self._outcome = outcome
+
     def wake(self) -> None:
         """Look for due deliveries now (the NOTIFY's callback)."""
         self._wake.set()
@@ -317,26 +321,11 @@ class Deliverer:
                 await asyncio.wait_for(listen_task, timeout=_STOP_WAIT_S)
 
 
-class DeliveryCounter(Protocol):
-    """Where each attempt's outcome is counted (the daemon's metrics)."""
-
-    def delivery_attempted(self, outcome: str) -> None: ...
-
-
-def deliverer_for(
-    *,
-    store: object,
-    deliveries: DeliveryStore | None,
-    settings: Settings,
-    outcome: DeliveryCounter,
-) -> Deliverer | None:
-    """The daemon's deliverer: over ``deliveries`` if given, else over ``store`` when it is
-    the database (then woken by NOTIFYs on reconciler_deliveries); None without either."""
-    options = DeliveryOptions.from_settings(settings)
+def deliverer_for(store: object, *, settings: Settings) -> Deliverer | None:
+    """The daemon's deliverer when ``store`` is the database (woken by NOTIFYs on
+    reconciler_deliveries); None over another store."""
     if not isinstance(store, Store):
-        if deliveries is None:
-            return None
-        return Deliverer(store=deliveries, options=options, outcome=outcome.delivery_attempted)
+        return None
     database = store
 
     def listen(on_notify: Callable[[str], None], on_reconnect: Callable[[], None]) -> Listener:
@@ -348,12 +337,7 @@ def deliverer_for(
             channel=DELIVERIES_CHANNEL,
         )
 
-    return Deliverer(
-        store=deliveries or database,
-        options=options,
-        listen=listen,
-        outcome=outcome.delivery_attempted,
-    )
+    return Deliverer(store=database, options=DeliveryOptions.from_settings(settings), listen=listen)
 
 
 def _clean(text: str, *, url: str) -> str:

@@ -269,7 +269,7 @@ async def test_the_history_retention_deletes_old_finished_deliveries(pipeline: P
         rows = [(r["id"], r["status"]) for r in await _deliveries(pipeline, "old")]
         return rows if len(rows) == 2 else None
 
-    kept = await wait_for_value(
+    kept: list[tuple[int, str]] = await wait_for_value(
         remaining, timeout_s=30, interval_s=0.05, failure=lambda: "nothing was pruned"
     )
     assert sorted(kept) == [(min(ids) + 2, "pending"), (max(ids), "delivered")]
