@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from reconciler.deliveries import shown_url
+from reconciler.deliveries import DeliveryOptions, shown_url
 from reconciler.delivery_format import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -21,7 +21,8 @@ from reconciler.delivery_format import (
     slack_text,
     verify,
 )
-from reconciler.errors import InputError
+from reconciler.errors import ConfigError, InputError
+from reconciler.settings import from_env
 
 EVENT = {
     "id": 7,
@@ -146,3 +147,24 @@ def test_urls_in_messages_hide_credentials_and_token_paths() -> None:
     slack = "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdEFGH1234ijklMNOP5678"
     assert "abcdEFGH1234" not in shown_url(slack)
     assert shown_url("http://r.test/hook?token=abc") == "http://r.test/hook?token=***"
+
+
+def test_the_webhook_settings_are_read_and_checked() -> None:
+    """RECONCILER_WEBHOOK_* set the deliverer's timeout, slots and retries; a bad value is
+    refused naming the variable."""
+    settings = from_env(
+        {
+            "RECONCILER_WEBHOOK_TIMEOUT_S": "2.5",
+            "RECONCILER_WEBHOOK_CONCURRENCY": "3",
+            "RECONCILER_WEBHOOK_MAX_ATTEMPTS": "4",
+            "RECONCILER_WEBHOOK_RETRY_BASE_S": "1",
+            "RECONCILER_WEBHOOK_RETRY_MAX_S": "30",
+        }
+    )
+    options = DeliveryOptions.from_settings(settings)
+    assert (options.timeout_s, options.concurrency) == (2.5, 3)
+    assert options.retry == RetryPolicy(max_attempts=4, base_s=1.0, max_s=30.0)
+    defaults = DeliveryOptions.from_settings(from_env({}))
+    assert (defaults.timeout_s, defaults.retry.max_attempts) == (5.0, 8)
+    with pytest.raises(ConfigError, match="RECONCILER_WEBHOOK_TIMEOUT_S must be a positive"):
+        from_env({"RECONCILER_WEBHOOK_TIMEOUT_S": "-1"})
