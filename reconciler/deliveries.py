@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
 import random
 import re
 import time
@@ -141,9 +142,9 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._retry_at: float | None = None
-        """When the soonest retry this deliverer scheduled is due (monotonic): it looks then,
-        not only at the next poll."""
+        self._retries_due: list[float] = []
+        """A heap of when the retries this deliverer scheduled are due (monotonic): it looks
+        then, not only at the next poll."""
         self.listener: Notifications | None = None
 
     @property
@@ -199,11 +200,14 @@ class Deliverer:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
     def _until_next_look(self) -> float:
-        delay = self._options.poll_interval_s
-        if self._retry_at is not None:
-            delay = min(delay, max(self._retry_at - time.monotonic(), 0.0))
-            self._retry_at = None
-        return delay
+        """The poll interval, or less when a retry falls due sooner (those due by now were
+        just claimed)."""
+        now = time.monotonic()
+        while self._retries_due and self._retries_due[0] <= now:
+            heapq.heappop(self._retries_due)
+        if not self._retries_due:
+            return self._options.poll_interval_s
+        return min(self._options.poll_interval_s, self._retries_due[0] - now)
 
     async def _claim_and_start(self) -> None:
         free = self._options.concurrency - len(self._tasks)
@@ -244,9 +248,7 @@ class Deliverer:
             log.warning("delivery_not_recorded", delivery_id=delivery.id, error=str(exc))
             return
         if verdict.retry_in_s is not None:
-            due = time.monotonic() + verdict.retry_in_s
-            self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
-            self._wake.set()  # to sleep until then at most
+            heapq.heappush(self._retries_due, time.monotonic() + verdict.retry_in_s)
         self._report(delivery, verdict, code=code, error=error)
 
     async def _attempt(self, delivery: DueDelivery) -> tuple[int | None, str | None]:
