@@ -13,7 +13,8 @@
   LOCKED``, with ``claimed_by`` and ``next_attempt_at`` as the lease), POSTs them and records
   each attempt's ``last_code`` / ``last_error``.
 - The queueing function is SECURITY DEFINER: whoever writes a transition (a daemon, an admin)
-  queues its deliveries without any privilege on the webhooks.  Pipelines may neither read nor
+  queues its deliveries without any privilege on the webhooks.  It never fails that write: an
+  error (or a lock on the webhooks held past 2 s) skips the queueing with a WARNING.  Pipelines may neither read nor
   write either table; readers read the deliveries and the webhooks but their ``url`` and
   ``secret`` (a Slack URL is a credential); the daemon role reads and writes both.
 
@@ -147,6 +148,13 @@ BEGIN
     IF queued > 0 THEN
         PERFORM pg_notify('reconciler_deliveries', '');
     END IF;
+EXCEPTION WHEN OTHERS THEN
+    -- Webhooks must never fail (or, past the lock timeout, hold up) the write of the
+    -- transition they report, the daemon's record of a rollout: the event is then lost to
+    -- the webhooks, with this warning in the server's log, not to the deployment.
+    RAISE WARNING 'reconciler: webhook deliveries of a % -> % event of %/% not queued: %',
+        payload ->> 'from', payload ->> 'to', payload ->> 'project', payload ->> 'environment',
+        SQLERRM;
 END
 $$;
 
@@ -154,6 +162,7 @@ DO $$
 BEGIN
     EXECUTE format('ALTER FUNCTION reconciler_queue_deliveries(jsonb) '
                    'SET search_path = %I, pg_temp', current_schema());
+    ALTER FUNCTION reconciler_queue_deliveries(jsonb) SET lock_timeout = '2s';
 END
 $$;
 

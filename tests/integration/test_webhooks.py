@@ -273,3 +273,23 @@ async def test_the_history_retention_deletes_old_finished_deliveries(pipeline: P
         remaining, timeout_s=30, interval_s=0.05, failure=lambda: "nothing was pruned"
     )
     assert sorted(kept) == [(min(ids) + 2, "pending"), (max(ids), "delivered")]
+
+
+async def test_a_locked_webhooks_table_does_not_fail_the_transition(pipeline: Pipeline) -> None:
+    """With event_webhooks locked by someone else, a transition is still written (after the
+    queueing's 2 s lock timeout), only its deliveries are skipped."""
+    await pipeline.store.add_webhook(name="any", url="http://127.0.0.1:9/any")
+    await pipeline.deploy("app")
+    locker = await asyncpg.connect(asyncpg_dsn(pipeline.store.url))
+    try:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE event_webhooks IN ACCESS EXCLUSIVE MODE")
+        status = await pipeline.sql("UPDATE deployments SET current_status = 'failed'")
+        await transaction.rollback()
+    finally:
+        await locker.close()
+    assert status == "UPDATE 1"
+    deployment = await pipeline.store.get_deployment(project="app", environment="prod")
+    assert deployment is not None and deployment.current_status == "failed"
+    assert await _deliveries(pipeline, "any") == []
