@@ -114,12 +114,13 @@ async def test_a_receiver_answering_500_is_retried_then_marked_failed(pipeline: 
 
 
 async def test_a_hanging_receiver_delays_no_reconcile_nor_the_shutdown(pipeline: Pipeline) -> None:
-    """With the receiver never answering (timeout 60 s), the deployment becomes healthy while
-    its delivery is in flight, and the daemon stops at once, giving the row back."""
+    """With the receiver never answering (timeout 60 s) and holding the deliverer's only
+    slot, the deployment becomes healthy while its deliveries wait, and the daemon stops at
+    once, giving the rows back."""
     async with receiving() as receiver:
         receiver.hanging.add("/hang")
         await pipeline.store.add_webhook(name="hang", url=receiver.url("/hang"))
-        await pipeline.start_daemon(webhook_timeout_s=60.0)
+        await pipeline.start_daemon(webhook_timeout_s=60.0, webhook_concurrency=1)
         await pipeline.deploy("app")
         await pipeline.wait_for("app", until=lambda d: d.current_status == "healthy")
         await eventually(lambda: receiver.waiting >= 1, within=10)
