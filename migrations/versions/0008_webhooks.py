@@ -14,9 +14,10 @@
   each attempt's ``last_code`` / ``last_error``.
 - The queueing function is SECURITY DEFINER: whoever writes a transition (a daemon, an admin)
   queues its deliveries without any privilege on the webhooks.  It never fails that write: an
-  error (or a lock on the webhooks held past 2 s) skips the queueing with a WARNING.  Pipelines may neither read nor
-  write either table; readers read the deliveries and the webhooks but their ``url`` and
-  ``secret`` (a Slack URL is a credential); the daemon role reads and writes both.
+  error (or a lock on the webhooks held past 2 s) skips the queueing with a WARNING.
+- Pipelines may neither read nor write either table; readers read the deliveries and the
+  webhooks but their ``url`` and ``secret`` (a Slack URL is a credential); the daemon role
+  reads and writes both.
 
 Revision ID: 0008
 Revises: 0007
