@@ -11,7 +11,13 @@ import json
 import sys
 from typing import Any
 
-from reconciler.access import SCOPE_ORDER, AuditEntry, check_project, parse_scope
+from reconciler.access import (
+    SCOPE_ORDER,
+    AuditEntry,
+    check_project,
+    check_token_name,
+    parse_scope,
+)
 from reconciler.cli_day_two import Commands, connect
 from reconciler.output import format_table
 from reconciler.settings import Settings
@@ -22,7 +28,9 @@ def add_access_commands(commands: Commands) -> None:
     token = commands.add_parser("token", help="create, list and revoke HTTP API tokens")
     actions = token.add_subparsers(metavar="ACTION")
     create = actions.add_parser("create", help="create a token; it is printed once, never again")
-    create.add_argument("name", help="a slug naming the token (the audit's actor)")
+    create.add_argument(
+        "name", type=_token_name, help="a slug naming the token (the audit's actor)"
+    )
     create.add_argument(
         "--scope",
         required=True,
@@ -49,6 +57,13 @@ def add_access_commands(commands: Commands) -> None:
 def _scope(text: str) -> str:
     try:
         return parse_scope(text).value
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _token_name(text: str) -> str:
+    try:
+        return check_token_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

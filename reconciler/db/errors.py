@@ -80,6 +80,8 @@ CONSTRAINT_WORDS = {
     "NAMESPACE/NAME of a ServiceAccount",
     "ops_repo_policies_namespaces_are_patterns": "each namespace must be a DNS-1123 label, "
     "or a prefix of one ending in '*'",
+    "api_tokens_name_key": "a token with this name exists already (revoked ones keep their names)",
+    "api_tokens_name_is_slug": "the name must be lowercase letters, digits, '_' or '-'",
 }
 
 
