@@ -32,6 +32,8 @@ class Api:
     client: ApiClient
     pipeline: Pipeline
     tokens: dict[str, str]
+    head: str
+    """The ops repo's last commit."""
 
     async def call(self, method: str, path: str, token: str | None = "admin", **kw: Any) -> Answer:
         secret = self.tokens.get(token, token) if token is not None else None
@@ -73,7 +75,7 @@ async def api(pipeline: Pipeline) -> AsyncIterator[Api]:
     """Deployments app/prod (healthy) and other/prod, a daemon serving HTTP, and tokens: read,
     promote, admin, app (promote, project app), other-admin (admin, project other)."""
     pipeline.ops.write_project("other")
-    pipeline.ops.commit("other")
+    head = pipeline.ops.commit("other")
     daemon = await pipeline.start_daemon(http_address=EPHEMERAL)
     await pipeline.deploy("app")
     await pipeline.deploy("other")
@@ -87,7 +89,8 @@ async def api(pipeline: Pipeline) -> AsyncIterator[Api]:
         "app": await make_token(store, "app-ci", "deploy:promote", "app"),
         "other-admin": await make_token(store, "other-admin", "admin", "other"),
     }
-    yield Api(client=ApiClient(await port_of(daemon)), pipeline=pipeline, tokens=tokens)
+    client = ApiClient(await port_of(daemon))
+    yield Api(client=client, pipeline=pipeline, tokens=tokens, head=head)
 
 
 # Every operation, with a body that would be valid: (method, path, scope needed, body).
@@ -204,16 +207,22 @@ async def test_reads_show_desired_and_current_state_history_and_objects(api: Api
     ]
     only = await api.call("GET", "/api/v1/deployments?project=other", token="read")
     assert [d["project"] for d in only.body["deployments"]] == ["other"]
-    detail = await api.call("GET", APP, token="read")
-    assert detail.status == 200
-    body = detail.body
+
+    async def with_health() -> Any:
+        # The watch records each object's health shortly after the rollout.
+        detail = await api.call("GET", APP, token="read")
+        assert detail.status == 200
+        workloads = [o for o in detail.body["objects"] if o["kind"] == "Deployment"]
+        return detail.body if workloads and workloads[0]["health"] is not None else None
+
+    body = await wait_for_value(
+        with_health, timeout_s=10, interval_s=0.05, failure=lambda: "no object health"
+    )
     assert body["desired"]["image_ref"] == "reg/app:1"
     assert body["current"]["status"] == "healthy"
     assert body["generation"] == body["observed_generation"] == 1
     assert [(h["action"], h["status"]) for h in body["history"]] == [("deploy", "healthy")]
-    kinds = {o["kind"] for o in body["objects"]}
-    assert "Deployment" in kinds
-    assert all(o["health"] is not None for o in body["objects"] if o["kind"] == "Deployment")
+    assert {"Deployment", "ConfigMap"} <= {o["kind"] for o in body["objects"]}
     history = await api.call("GET", APP + "/history?limit=1", token="read")
     assert history.status == 200
     assert len(history.body["history"]) == 1
@@ -327,31 +336,30 @@ async def test_unknown_query_parameters_and_bad_limits_are_400(api: Api) -> None
 
 
 async def test_the_ops_repo_admin_api(api: Api) -> None:
-    """Register, list, show (credentials redacted), change, sync now (the daemon syncs), and
-    unregister an ops repo."""
+    """Register, list, show (credentials redacted), sync now (the daemon syncs a repo no
+    deployment uses, so nothing else would), change, and unregister an ops repo."""
+    secret_url = "https://bot:s3cret@git.example/ops.git"
     created = await api.call(
-        "POST",
-        "/api/v1/ops-repos",
-        body={"name": "second", "repo_url": "https://bot:s3cret@git.example/ops.git"},
+        "POST", "/api/v1/ops-repos", body={"name": "leaky", "repo_url": secret_url}
     )
     assert created.status == 201, created.text
     assert "s3cret" not in created.text
+    local = {"name": "second", "repo_url": str(api.pipeline.ops.path), "sync_interval_s": 3600}
+    assert (await api.call("POST", "/api/v1/ops-repos", body=local)).status == 201
     names = [r["name"] for r in (await api.call("GET", "/api/v1/ops-repos")).body["ops_repos"]]
-    assert names == ["ops", "second"]
+    assert names == ["leaky", "ops", "second"]
+    synced = await api.call("POST", "/api/v1/ops-repos/second/sync")
+    assert synced.status == 202, synced.text
+    assert synced.body == {"name": "second", "sync_requested": True}
+
+    async def fetched() -> Any:
+        shown = (await api.call("GET", "/api/v1/ops-repos/second")).body
+        return shown if shown["last_sha"] else None
+
+    shown = await wait_for_value(fetched, timeout_s=10, interval_s=0.05, failure=lambda: "no sync")
+    assert shown["last_sha"] == api.head and shown["last_error"] is None
     changed = await api.call("PATCH", "/api/v1/ops-repos/second", body={"branch": "release"})
     assert (changed.status, changed.body["branch"]) == (200, "release")
-    shown = await api.call("GET", "/api/v1/ops-repos/second")
-    assert shown.body["branch"] == "release"
-    before = await api.pipeline.store.get_ops_repo("ops")
-    assert before is not None
-    synced = await api.call("POST", "/api/v1/ops-repos/ops/sync")
-    assert synced.status == 202, synced.text
-
-    async def moved() -> bool:
-        now = await api.pipeline.store.get_ops_repo("ops")
-        return now is not None and now.last_synced_at != before.last_synced_at
-
-    await wait_for_value(moved, timeout_s=10, interval_s=0.05, failure=lambda: "no sync")
     assert (await api.call("DELETE", "/api/v1/ops-repos/second")).status == 204
     assert (await api.call("GET", "/api/v1/ops-repos/second")).status == 404
     assert (await api.call("POST", "/api/v1/ops-repos/nope/sync")).status == 404

@@ -24,7 +24,7 @@ from reconciler.access import (
 )
 from reconciler.web.api import deployments, document, ops_repos
 from reconciler.web.api.auth import bearer_token, require
-from reconciler.web.api.errors import ApiError
+from reconciler.web.api.errors import ApiError, to_json
 from reconciler.web.api.schemas import body_schema
 from reconciler.web.api.validation import (
     Field,
@@ -182,7 +182,12 @@ def test_required_fields_are_named() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "words"),
-    [(b"{", "not valid JSON"), (b"\xff", "not UTF-8"), (b"[" * 50000, "nested too deeply")],
+    [
+        (b"{", "not valid JSON"),
+        (b"\xff", "not UTF-8"),
+        (b"[" * 50000, "nested too deeply"),
+        (b'{"values_override": {"a": NaN}}', "NaN is not a JSON number"),
+    ],
 )
 def test_bodies_that_are_not_json_are_400(raw: bytes, words: str) -> None:
     """Bad JSON, bad UTF-8 and nesting too deep for the decoder are 400s, never a crash."""
@@ -190,6 +195,14 @@ def test_bodies_that_are_not_json_are_400(raw: bytes, words: str) -> None:
         parse_json(raw)
     assert refused.value.status == 400
     assert words in refused.value.message
+
+
+def test_answers_are_ascii_json_whatever_a_client_sent() -> None:
+    """A field name holding a lone surrogate is echoed escaped, so the answer encodes."""
+    with pytest.raises(ApiError) as refused:
+        validate_body(deployments.PATCH_BODY, parse_json(b'{"\\ud800": 1}'))
+    assert refused.value.field == "\ud800"
+    to_json({"error": {"field": refused.value.field}}).encode("ascii")
 
 
 def test_an_empty_body_is_an_empty_object() -> None:

@@ -64,8 +64,9 @@ def _default(value: Any) -> Any:
 
 
 def to_json(data: Any) -> str:
-    """``data`` as JSON text (datetimes as RFC 3339)."""
-    return json.dumps(data, default=_default, ensure_ascii=False)
+    """``data`` as JSON text (datetimes as RFC 3339).  ASCII: a client's lone surrogate echoed
+    in a message or field name is escaped, not an encoding error."""
+    return json.dumps(data, default=_default)
 
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:

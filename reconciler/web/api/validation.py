@@ -51,17 +51,24 @@ class Body:
 
 
 def parse_json(raw: bytes) -> Any:
-    """The body as JSON; 400 when it is not (an empty body is an empty object)."""
+    """The body as JSON; 400 when it is not (an empty body is an empty object).  NaN and
+    Infinity are no JSON numbers (PostgreSQL's jsonb refuses them too)."""
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise bad_request(f"the body is not UTF-8: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise bad_request(f"the body is not valid JSON: {exc.msg} at character {exc.pos}") from None
+    except ValueError as exc:  # what _no_constant raised
+        raise bad_request(f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise bad_request("the body is not valid JSON: nested too deeply") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def validate_body(body: Body, value: Any) -> dict[str, Any]:
