@@ -32,6 +32,8 @@ def _flagged(columns: tuple[str, ...], changes: dict[str, Any]) -> dict[str, Any
 
 
 class ApiParts(Transactional):
+    """The HTTP API's own statements (queries.sql, "the HTTP API" section)."""
+
     async def deployments_of(self, project: str | None) -> list[Deployment]:
         """Every deployment of ``project`` (of every project when None)."""
         async with self._tx() as conn:

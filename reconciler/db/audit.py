@@ -20,6 +20,8 @@ async def claim_change(conn: AsyncConnection, claim: AuditClaim | None) -> None:
 
 
 class Audit(Transactional):
+    """Reading ``deployment_audit`` (the triggers write it)."""
+
     async def audit_rows(
         self, *, project: str | None = None, environment: str | None = None, limit: int = 50
     ) -> list[AuditEntry]:

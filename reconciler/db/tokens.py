@@ -18,6 +18,8 @@ def _token(row: sa.Row[Any]) -> ApiToken:
 
 
 class ApiTokens(Transactional):
+    """Tokens of the HTTP API, by hash."""
+
     async def create_token(
         self, *, name: str, scope: str, project: str | None
     ) -> tuple[ApiToken, str]:
@@ -38,6 +40,7 @@ class ApiTokens(Transactional):
         return _token(row), secret
 
     async def list_tokens(self) -> list[ApiToken]:
+        """Every token, revoked ones too, by name (never a hash)."""
         async with self._tx() as conn:
             return [_token(r) for r in await conn.execute(query("list_api_tokens"))]
 

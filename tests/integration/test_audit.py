@@ -172,7 +172,7 @@ async def test_a_deleted_deployment_keeps_its_audit(app: Store) -> None:
 
 
 async def test_day_two_requests_are_audited_with_their_claim(app: Store) -> None:
-    """pause, redeploy and a retry are audited with the claim they carry."""
+    """pause, redeploy, a retry and a cancel are audited with the claim they carry."""
     claim = AuditClaim("cli", "ann")
     where = {"project": "app", "environment": "prod", "claim": claim}
     await app.set_paused(**where, paused=True)
@@ -189,6 +189,14 @@ async def test_day_two_requests_are_audited_with_their_claim(app: Store) -> None
     assert retry.changes["attempts"] == {"from": 0, "to": 0}
     assert retry.changes["next_attempt_at"]["to"] is not None
     assert {(e.via, e.actor) for e in (pause, redeploy, retry)} == {("cli", "ann")}
+    await run_as(
+        app.url,
+        f"UPDATE deployments SET attempt_started_at = now(), attempt_generation = 2 {APP}",
+    )
+    await app.cancel(**where)
+    cancel = await _newest(app)
+    assert cancel.changes == {"cancel_requested_generation": {"from": None, "to": 2}}
+    assert (cancel.via, cancel.actor) == ("cli", "ann")
 
 
 async def test_the_cli_claims_via_cli_and_the_os_user(app: Store) -> None:

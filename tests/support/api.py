@@ -29,6 +29,7 @@ class Answer:
 
     @property
     def message(self) -> str:
+        """The message an error says."""
         message: str = self.body["error"]["message"]
         return message
 

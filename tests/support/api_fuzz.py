@@ -120,6 +120,7 @@ def _fuzz_operation(
     )
     @given(case=strategy)
     def run(case: schemathesis.Case) -> None:
+        """Send one case and check the answer against the document."""
         report.cases[label] += 1
         response = case.call(base_url=base_url, headers=send, timeout=20)
         try:

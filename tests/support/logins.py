@@ -26,6 +26,7 @@ async def logins(url: str) -> AsyncIterator[Login]:
     made: list[str] = []
 
     async def make(role: str) -> str:
+        """A new LOGIN role granted ``role``: its URL."""
         user = f"{role}_{database}_l{next(_LOGINS)}"
         await admin.execute(f"CREATE ROLE {user} LOGIN IN ROLE {role}")
         made.append(user)

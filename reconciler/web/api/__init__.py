@@ -23,6 +23,7 @@ def add_api_routes(app: web.Application, *, store: Store) -> None:
     register(app, operations(), store=store)
 
     async def openapi(_request: web.Request) -> web.Response:
+        """The document, to anyone: it holds no secret."""
         return json_response(document())
 
     app.router.add_get(OPENAPI_PATH, openapi)

@@ -23,10 +23,12 @@ QUERY = {
 
 
 def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    """One audit row as the API shows it (every column)."""
     return dict(entry.__dict__)
 
 
 async def list_audit(call: Call) -> web.Response:
+    """GET the audit, newest first (a project-bound token: its project's)."""
     params = call.query(QUERY)
     project = params["project"]
     if project is not None:

@@ -97,6 +97,7 @@ def deployment_json(d: Deployment) -> dict[str, Any]:
 
 
 def history_json(h: HistoryEntry) -> dict[str, Any]:
+    """One history row (an attempt) as the API shows it."""
     return {
         "id": h.id,
         "generation": h.generation,
@@ -132,6 +133,7 @@ async def _existing(call: Call, project: str, environment: str) -> Deployment:
 
 
 async def list_deployments(call: Call) -> web.Response:
+    """GET /api/v1/deployments: every deployment of the token's (or the asked) project."""
     project = call.query({"project": PROJECT_FILTER})["project"]
     if project is not None:
         call.allow(Scope.DEPLOY_READ, project)
@@ -140,6 +142,7 @@ async def list_deployments(call: Call) -> web.Response:
 
 
 async def get_deployment(call: Call) -> web.Response:
+    """GET one deployment, with its latest history rows and its objects' health."""
     call.query({})
     project, environment = _where(call, Scope.DEPLOY_READ)
     found = await _existing(call, project, environment)
@@ -155,6 +158,7 @@ async def get_deployment(call: Call) -> web.Response:
 
 
 async def get_history(call: Call) -> web.Response:
+    """GET a deployment's attempts, newest first."""
     limit = call.query({"limit": HISTORY_LIMIT})["limit"] or 20
     project, environment = _where(call, Scope.DEPLOY_READ)
     found = await _existing(call, project, environment)
@@ -163,6 +167,7 @@ async def get_history(call: Call) -> web.Response:
 
 
 async def patch_deployment(call: Call) -> web.Response:
+    """PATCH desired state: one audited UPDATE; answers the new generation."""
     call.query({})
     project, environment = _where(call, Scope.DEPLOY_PROMOTE)
     changes = await call.body(PATCH_BODY)
@@ -175,6 +180,7 @@ async def patch_deployment(call: Call) -> web.Response:
 
 
 async def rollback(call: Call) -> web.Response:
+    """POST rollback: to the last healthy image, or to a healthy history row of it."""
     call.query({})
     project, environment = _where(call, Scope.DEPLOY_PROMOTE)
     target = (await call.body(ROLLBACK_BODY)).get("to")

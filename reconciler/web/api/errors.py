@@ -38,10 +38,12 @@ class ApiError(Exception):
 
 
 def not_found(message: str) -> ApiError:
+    """A 404."""
     return ApiError(404, message)
 
 
 def bad_request(message: str, *, field: str | None = None) -> ApiError:
+    """A 400 about ``field`` (None: the request as a whole)."""
     return ApiError(400, message, field=field)
 
 
@@ -70,10 +72,12 @@ def to_json(data: Any) -> str:
 
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """``data`` as a JSON answer."""
     return web.Response(status=status, text=to_json(data), content_type=JSON_TYPE)
 
 
 def error_response(error: ApiError) -> web.Response:
+    """The JSON answer of a refusal, with its headers (``WWW-Authenticate``)."""
     body = {"error": {"message": error.message, "field": error.field}}
     return web.Response(
         status=error.status, text=to_json(body), content_type=JSON_TYPE, headers=error.headers

@@ -106,12 +106,14 @@ async def _existing(call: Call) -> OpsRepo:
 
 
 async def list_ops_repos(call: Call) -> web.Response:
+    """GET every ops repo."""
     call.query({})
     repos = await call.store.list_ops_repos()
     return json_response({"ops_repos": [ops_repo_json(r) for r in repos]})
 
 
 async def create_ops_repo(call: Call) -> web.Response:
+    """POST: register an ops repo (201)."""
     call.query({})
     body = await call.body(CREATE_BODY)
     _checked_url(body)
@@ -120,11 +122,13 @@ async def create_ops_repo(call: Call) -> web.Response:
 
 
 async def get_ops_repo(call: Call) -> web.Response:
+    """GET one ops repo."""
     call.query({})
     return json_response(ops_repo_json(await _existing(call)))
 
 
 async def patch_ops_repo(call: Call) -> web.Response:
+    """PATCH where an ops repo points."""
     call.query({})
     name = _name(call)
     changes = await call.body(PATCH_BODY)
@@ -136,6 +140,7 @@ async def patch_ops_repo(call: Call) -> web.Response:
 
 
 async def delete_ops_repo(call: Call) -> web.Response:
+    """DELETE: unregister an ops repo no deployment uses (204)."""
     call.query({})
     name = _name(call)
     if not await call.store.delete_ops_repo(name):
@@ -144,6 +149,7 @@ async def delete_ops_repo(call: Call) -> web.Response:
 
 
 async def sync_ops_repo(call: Call) -> web.Response:
+    """POST sync: the NOTIFY `reconciler ops-repo sync` sends (202)."""
     call.query({})
     repo = await _existing(call)
     asked = await request_syncs(store=call.store, names=[repo.name], announce=lambda _name: None)

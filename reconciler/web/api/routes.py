@@ -40,6 +40,7 @@ class Call:
     token: ApiToken
 
     def path(self, name: str) -> str:
+        """A path parameter."""
         return self.request.match_info[name]
 
     def allow(self, scope: Scope, project: str | None) -> None:
@@ -92,6 +93,7 @@ def guarded(operation: Operation, store: Store) -> Callable[[web.Request], Await
     every failure as JSON."""
 
     async def handle(request: web.Request) -> web.Response:
+        """The operation, behind authentication and the scope check."""
         try:
             token = await authenticate(request, store)
             # The scope first, whatever the project: a low token learns nothing more.

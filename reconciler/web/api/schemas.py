@@ -40,6 +40,7 @@ TIME: Schema = {"type": "string", "format": "date-time"}
 
 
 def list_of(key: str, item: str) -> Schema:
+    """``{key: [item, ...]}``."""
     return closed({key: {"type": "array", "items": _ref(item)}})
 
 
