@@ -99,8 +99,11 @@ DECLARE
     via text := 'sql';
     actor text;
 BEGIN
+    -- An absent row (before an insert, after a delete) reads as nulls: an insert lists the
+    -- columns it set, a delete the columns it took away.
     FOREACH column_name IN ARRAY desired LOOP
-        IF old_row -> column_name IS DISTINCT FROM new_row -> column_name THEN
+        IF coalesce(old_row -> column_name, 'null'::jsonb)
+           IS DISTINCT FROM coalesce(new_row -> column_name, 'null'::jsonb) THEN
             changes := changes || jsonb_build_object(column_name, jsonb_build_object(
                 'from', old_row -> column_name, 'to', new_row -> column_name));
         END IF;

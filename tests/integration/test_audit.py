@@ -51,6 +51,7 @@ async def test_an_insert_records_the_desired_state_as_plain_sql(app: Store) -> N
     )
     assert entry.changes["image_ref"] == {"from": None, "to": "reg/app:1"}
     assert entry.changes["namespace"] == {"from": None, "to": "app-prod"}
+    assert "self_heal" not in entry.changes and "rollback_to" not in entry.changes  # null
     assert entry.generation == 1
 
 
