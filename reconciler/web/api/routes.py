@@ -96,10 +96,11 @@ def guarded(operation: Operation, store: Store) -> Callable[[web.Request], Await
         """The operation, behind authentication and the scope check."""
         try:
             token = await authenticate(request, store)
-            # The scope first, whatever the project: a low token learns nothing more.
-            require(
-                token, operation.scope, project=None if not operation.per_project else token.project
-            )
+            # The scope first, before the project's: a low token learns nothing more.  An
+            # operation about every project (None) refuses project-bound tokens here; the
+            # handler of a per-project one checks the project it names.
+            target = token.project if operation.per_project else None
+            require(token, operation.scope, project=target)
             return await operation.handler(Call(request=request, store=store, token=token))
         except ApiError as exc:
             return error_response(exc)
