@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import settings as settings_module
+from reconciler.cli_access import add_access_commands
 from reconciler.cli_day_two import Commands, add_day_two_commands, connect
 from reconciler.cli_wait import add_wait_command
 from reconciler.cli_webhooks import add_webhook_commands
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_ops_repo_commands(commands)
     add_webhook_commands(commands)
     _add_demo_command(commands)
+    add_access_commands(commands)
     return parser
 
 

@@ -1,14 +1,18 @@
 """The CLI's day-two commands: cancel, pause, resume, retry, redeploy, rollback, delete.
 
 Each is one statement of ``queries.sql`` through the Store, the same an admin can run in psql
-(the README lists them); the daemon does the work.
+(the README lists them); the daemon does the work.  Each tells the audit it comes from the CLI
+and the OS user (:func:`cli_claim`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 from typing import TYPE_CHECKING, TypeAlias
 
+from reconciler.access import AuditClaim
 from reconciler.errors import ConfigError, InputError
 from reconciler.settings import Settings
 
@@ -35,6 +39,17 @@ async def connect(settings: Settings) -> Store:
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set (e.g. postgresql://user:pass@host:5432/db)")
     return await Store.connect(settings.database_url, pool_size=2)
+
+
+def cli_claim() -> AuditClaim:
+    """The audit claim of this CLI process: via ``cli``, by the OS user (from the password
+    database, not the environment)."""
+    uid = os.getuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = f"uid {uid}"
+    return AuditClaim(via="cli", actor=user)
 
 
 def add_day_two_commands(commands: Commands) -> None:
@@ -72,7 +87,7 @@ async def _day_two(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _ask(store: Store, args: argparse.Namespace) -> str:
     name = f"{args.project}/{args.environment}"
-    where = {"project": args.project, "environment": args.environment}
+    where = {"project": args.project, "environment": args.environment, "claim": cli_claim()}
     if args.command == "cancel":
         generation = await store.cancel(**where)
         return f"{name}: cancelling the rollout of generation {generation}"
@@ -109,6 +124,7 @@ async def _rollback(store: Store, args: argparse.Namespace, *, name: str) -> str
     updated = await store.set_desired(
         project=args.project,
         environment=args.environment,
+        claim=cli_claim(),
         desired_status="rollback",
         rollback_to=args.to,
     )

@@ -112,3 +112,15 @@ def kubernetes_error(message: str, *, status: int = 0, reason: str = "") -> Kube
     """The typed error for an answer of the API server (or its absence, ``status=0``)."""
     cls = KubernetesRejected if is_permanent_status(status) else KubernetesUnavailable
     return cls(message, status=status, reason=reason)
+
+
+class RefusedWrite(InputError):
+    """The database refused a write by its rules (a CHECK, a trigger, a key).
+
+    ``field`` is the column the rule is about, when it says; ``conflict`` is true when the
+    value is fine but the state is not (a name taken, a row still in use)."""
+
+    def __init__(self, message: str, *, field: str | None = None, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.field = field
+        self.conflict = conflict

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from reconciler.access import AuditClaim
 from reconciler.db import rows
+from reconciler.db.audit import claim_change
 from reconciler.db.connection import Transactional
 from reconciler.db.inventory import object_keys
 from reconciler.db.queries import query
@@ -167,6 +169,9 @@ class Attempts(Transactional):
             "rolled_back_to": result.rolled_back_to,
         }
         async with self._tx() as conn:
+            if transition["restores_desired"]:
+                # A healthy rollback writes image_ref back: the audit records the daemon did.
+                await claim_change(conn, AuditClaim(via="daemon", actor=daemon_id))
             updated = (await conn.execute(query("finish_attempt"), row_params)).one_or_none()
             if updated is None:
                 return False

@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import TextClause
 
+from reconciler.access import AuditClaim
+from reconciler.db.audit import claim_change
 from reconciler.db.queries import query
 from reconciler.db.reads import Reads
 from reconciler.errors import InputError
@@ -17,10 +19,15 @@ from reconciler.model import Deployment
 
 
 class DayTwo(Reads):
-    async def cancel(self, *, project: str, environment: str) -> int:
+    """Each command's ``claim`` says who the audit records (``reconciler.db.audit``)."""
+
+    async def cancel(
+        self, *, project: str, environment: str, claim: AuditClaim | None = None
+    ) -> int:
         """Cancel the in-flight rollout; returns the generation it was for.  InputError when
         nothing is in flight."""
-        row = await self._one(query("cancel_deployment"), project=project, environment=environment)
+        where = {"project": project, "environment": environment}
+        row = await self._one(query("cancel_deployment"), claim, **where)
         if row is None:
             await self._explain(project, environment, "has no rollout in flight: nothing to cancel")
         assert row is not None
@@ -35,17 +42,22 @@ class DayTwo(Reads):
         async with self._tx() as conn:
             return {r.id for r in await conn.execute(query("cancels_requested"), params)}
 
-    async def set_paused(self, *, project: str, environment: str, paused: bool) -> bool:
+    async def set_paused(
+        self, *, project: str, environment: str, paused: bool, claim: AuditClaim | None = None
+    ) -> bool:
         """Pause or resume; False when it was in that state already."""
         params = {"project": project, "environment": environment, "paused": paused}
-        row = await self._one(query("set_paused"), **params)
+        row = await self._one(query("set_paused"), claim, **params)
         if row is None:
             await self._explain(project, environment, "")
         return row is not None
 
-    async def retry(self, *, project: str, environment: str) -> None:
+    async def retry(
+        self, *, project: str, environment: str, claim: AuditClaim | None = None
+    ) -> None:
         """Un-park a deployment whose retries are spent or that failed permanently."""
-        row = await self._one(query("retry_deployment"), project=project, environment=environment)
+        where = {"project": project, "environment": environment}
+        row = await self._one(query("retry_deployment"), claim, **where)
         if row is None:
             deployment = await self._explain(project, environment, "")
             raise InputError(
@@ -54,10 +66,12 @@ class DayTwo(Reads):
                 "can be retried"
             )
 
-    async def redeploy(self, *, project: str, environment: str, restart: bool) -> int:
+    async def redeploy(
+        self, *, project: str, environment: str, restart: bool, claim: AuditClaim | None = None
+    ) -> int:
         """Ask for an apply even when nothing changed; returns the new generation."""
         params = {"project": project, "environment": environment, "restart": restart}
-        row = await self._one(query("redeploy_deployment"), **params)
+        row = await self._one(query("redeploy_deployment"), claim, **params)
         if row is None:
             deployment = await self._explain(project, environment, "")
             raise InputError(
@@ -72,8 +86,9 @@ class DayTwo(Reads):
         async with self._tx() as conn:
             return [dict(r._mapping) for r in await conn.execute(query("parked_rows"))]
 
-    async def _one(self, statement: TextClause, **params: Any) -> Any:
+    async def _one(self, statement: TextClause, claim: AuditClaim | None, **params: Any) -> Any:
         async with self._tx() as conn:
+            await claim_change(conn, claim)
             return (await conn.execute(statement, params)).one_or_none()
 
     async def _explain(self, project: str, environment: str, refusal: str) -> Deployment:

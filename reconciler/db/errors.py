@@ -9,7 +9,12 @@ from __future__ import annotations
 import asyncpg
 import sqlalchemy as sa
 
-from reconciler.errors import DatabaseError, DatabaseRefused, DatabaseUnavailable, InputError
+from reconciler.errors import (
+    DatabaseError,
+    DatabaseRefused,
+    DatabaseUnavailable,
+    RefusedWrite,
+)
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -75,23 +80,66 @@ CONSTRAINT_WORDS = {
     "NAMESPACE/NAME of a ServiceAccount",
     "ops_repo_policies_namespaces_are_patterns": "each namespace must be a DNS-1123 label, "
     "or a prefix of one ending in '*'",
+    "api_tokens_name_key": "a token with this name exists already (revoked ones keep their names)",
+    "api_tokens_name_is_slug": "the name must be lowercase letters, digits, '_' or '-'",
 }
 
 
-def refused_write(exc: DatabaseError, what: str) -> InputError:
-    """A refused write, as the writer should read it: what, which rule, in words."""
+def refused_write(exc: DatabaseError, what: str) -> RefusedWrite:
+    """A refused write, as the writer should read it: what, which rule, in words (with the
+    column the rule is about, and whether it is a conflict with the state, for the API)."""
     orig = postgres_error(exc)
     constraint = getattr(orig, "constraint_name", None)
     sqlstate = getattr(orig, "sqlstate", None)
     # The message alone: a DETAIL (the trigger lists what would have been valid) is for psql.
     server_message = (getattr(orig, "message", None) or str(orig)) if orig is not None else str(exc)
+    field = getattr(orig, "column_name", None) or _column_of(constraint)
+    conflict = sqlstate in _CONFLICT_SQLSTATES or server_message.startswith("update or delete")
     if sqlstate == "22021" or "0x00" in server_message:
-        return InputError(f"{what}: text values must not contain NUL characters")
-    if constraint in CONSTRAINT_WORDS and "violates" in server_message:
-        return InputError(f"{what}: {CONSTRAINT_WORDS[constraint]} ({constraint})")
-    if constraint:
-        return InputError(f"{what}: {server_message} ({constraint})")
-    return InputError(f"{what}: {exc}")
+        message = f"{what}: text values must not contain NUL characters"
+    elif constraint in CONSTRAINT_WORDS and "violates" in server_message:
+        message = f"{what}: {CONSTRAINT_WORDS[constraint]} ({constraint})"
+    elif constraint:
+        message = f"{what}: {server_message} ({constraint})"
+    else:
+        message = f"{what}: {exc}"
+    return RefusedWrite(message, field=field, conflict=conflict)
+
+
+# A unique key taken, a generic integrity rule (a deployment still owning objects), an
+# exclusion: the value may be fine, the state of the database is not.
+_CONFLICT_SQLSTATES = frozenset({"23505", "23000", "23P01"})
+
+_CONSTRAINED_COLUMNS = (
+    "ops_repo_id",
+    "values_override",
+    "desired_status",
+    "image_ref",
+    "namespace",
+    "project",
+    "environment",
+    "repo_url",
+    "branch",
+    "path",
+    "sync_interval_s",
+    "service_account",
+    "namespaces",
+    "token_hash",
+    "scope",
+    "name",
+)
+
+
+def _column_of(constraint: str | None) -> str | None:
+    """The column a constraint named ``<table>_<column>_<rule>`` is about, if it is one we
+    know of."""
+    if not constraint:
+        return None
+    for table in ("deployments_", "ops_repo_policies_", "ops_repos_", "api_tokens_"):
+        if constraint.startswith(table):
+            rest = constraint.removeprefix(table)
+            return next((c for c in _CONSTRAINED_COLUMNS if rest.startswith(c + "_")), None)
+    return None
 
 
 def postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:

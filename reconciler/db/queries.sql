@@ -761,4 +761,118 @@ WHERE id IN (
     ORDER BY id
     LIMIT :batch
 )
+
+
+-- ==== the HTTP API: tokens, the audit, the API's reads and writes
+
+-- name: claim_change
+-- Tell the audit trigger (migration 0009) how this transaction's writes came and who asked:
+-- local to the transaction.  It believes the claim only from the daemon's role.
+SELECT set_config('reconciler.via', CAST(:via AS text), true),
+       set_config('reconciler.actor', coalesce(CAST(:actor AS text), ''), true);
+
+-- name: create_api_token
+-- Record a new token by its hash.  The name must be new; CHECK constraints vet the rest.
+INSERT INTO api_tokens (name, token_hash, scope, project)
+VALUES (:name, :token_hash, :scope, CAST(:project AS text))
+RETURNING id, name, scope, project, created_at, revoked_at, last_used_at;
+
+-- name: list_api_tokens
+-- Every token, revoked ones too, by name; never the hash.  Always applies.
+SELECT id, name, scope, project, created_at, revoked_at, last_used_at
+FROM api_tokens
+ORDER BY name;
+
+-- name: revoke_api_token
+-- Revoke a token by name.  Precondition: not revoked already; no row otherwise.
+UPDATE api_tokens
+SET revoked_at = now()
+WHERE name = :name AND revoked_at IS NULL
+RETURNING id, name, scope, project, created_at, revoked_at, last_used_at;
+
+-- name: authenticate_api_token
+-- The live (unrevoked) token with this hash, no row when there is none; its last use is
+-- recorded, at most once a minute, so that a busy pipeline does not write on every request.
+WITH found AS (
+    SELECT id, name, scope, project, created_at, revoked_at, last_used_at
+    FROM api_tokens
+    WHERE token_hash = :token_hash AND revoked_at IS NULL
+), touched AS (
+    UPDATE api_tokens t
+    SET last_used_at = now()
+    FROM found
+    WHERE t.id = found.id
+      AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds')
+    RETURNING t.id
+)
+SELECT id, name, scope, project, created_at, revoked_at, last_used_at FROM found;
+
+-- name: audit_rows
+-- The newest audit rows, newest first, at most the limit; NULL filters show everything.
+SELECT id, at, deployment_id, project, environment, operation, changes, generation, via,
+       actor, claimed_via, claimed_actor, db_user, application_name
+FROM deployment_audit
+WHERE (CAST(:project AS text) IS NULL OR project = CAST(:project AS text))
+  AND (CAST(:environment AS text) IS NULL OR environment = CAST(:environment AS text))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: deployments_of
+-- Every deployment of one project (every project when NULL), by project and environment.
+SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+       desired_status, current_status, current_image_ref, current_sha, current_values,
+       deployed_at, status_message, generation, observed_generation, claimed_by,
+       lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+       attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+       rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
+FROM deployments
+WHERE CAST(:project AS text) IS NULL OR project = CAST(:project AS text)
+ORDER BY project, environment;
+
+-- name: objects_with_health
+-- The objects one deployment owns, with the health the watch last saw.  Always applies.
+SELECT api_version, kind, namespace, name, health, message, applied_at, updated_at
+FROM deployment_objects
+WHERE deployment_id = :deployment_id
+ORDER BY api_group, kind, namespace, name;
+
+-- name: patch_deployment
+-- The API's PATCH: the desired-state columns flagged set_*, in the one UPDATE a pipeline
+-- would write (the trigger bumps generation and vets the values); no row when the deployment
+-- does not exist.
+UPDATE deployments
+SET image_ref = CASE WHEN :set_image_ref THEN CAST(:image_ref AS text) ELSE image_ref END,
+    values_override = CASE WHEN :set_values_override
+                           THEN CAST(:values_override AS jsonb) ELSE values_override END,
+    desired_status = CASE WHEN :set_desired_status
+                          THEN CAST(:desired_status AS text) ELSE desired_status END,
+    paused = CASE WHEN :set_paused THEN CAST(:paused AS boolean) ELSE paused END
+WHERE project = :project AND environment = :environment
+RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+          desired_status, current_status, current_image_ref, current_sha, current_values,
+          deployed_at, status_message, generation, observed_generation, claimed_by,
+          lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+          attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+          rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+          redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to;
+
+-- name: update_ops_repo
+-- The admin API's PATCH of an ops repo: the columns flagged set_*; no row when there is no
+-- repo of that name.  CHECK constraints vet the values; the 0001 trigger wakes the daemon.
+UPDATE ops_repos
+SET repo_url = CASE WHEN :set_repo_url THEN CAST(:repo_url AS text) ELSE repo_url END,
+    branch = CASE WHEN :set_branch THEN CAST(:branch AS text) ELSE branch END,
+    path = CASE WHEN :set_path THEN CAST(:path AS text) ELSE path END,
+    sync_interval_s = CASE WHEN :set_sync_interval_s
+                           THEN CAST(:sync_interval_s AS integer) ELSE sync_interval_s END
+WHERE name = :name
+RETURNING id, name, repo_url, branch, path, sync_interval_s, last_synced_at, last_sha,
+          last_error;
+
+-- name: delete_ops_repo
+-- Unregister an ops repo.  Precondition: no deployment uses it (the foreign key refuses
+-- otherwise); no row when there is no repo of that name.
+DELETE FROM ops_repos
+WHERE name = :name
 RETURNING id;

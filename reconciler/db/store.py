@@ -7,7 +7,9 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reconciler.db import admin
+from reconciler.db.api import ApiParts
 from reconciler.db.attempts import Attempts
+from reconciler.db.audit import Audit
 from reconciler.db.connection import create_engine
 from reconciler.db.day_two import DayTwo
 from reconciler.db.deliveries import Deliveries
@@ -18,6 +20,7 @@ from reconciler.db.policies import Policies
 from reconciler.db.queries import query
 from reconciler.db.reads import Reads
 from reconciler.db.retention import Retention
+from reconciler.db.tokens import ApiTokens
 from reconciler.db.writers import Writers
 from reconciler.errors import DatabaseError
 
@@ -33,8 +36,11 @@ class Store(
     Inventory,
     LiveState,
     Deliveries,
+    ApiTokens,
+    Audit,
+    ApiParts,
 ):
-    """The database, for the daemon and the CLI.  Create with :meth:`connect`."""
+    """The database, for the daemon, the CLI and the HTTP API.  Create with :meth:`connect`."""
 
     def __init__(self, *, url: str, engine: AsyncEngine) -> None:
         self.url = url

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reconciler.access import AuditClaim
 from reconciler.db import rows
+from reconciler.db.audit import claim_change
 from reconciler.db.connection import Transactional
 from reconciler.db.errors import refused_write, shown
 from reconciler.db.queries import query
@@ -37,8 +39,10 @@ class Writers(Transactional):
         namespace: str | None = None,
         values_override: Any = None,
         desired_status: str = "active",
+        claim: AuditClaim | None = None,
     ) -> Deployment:
-        """What a pipeline does: INSERT ... ON CONFLICT (project, environment) DO UPDATE."""
+        """What a pipeline does: INSERT ... ON CONFLICT (project, environment) DO UPDATE
+        (``claim``: who the audit records, see :func:`reconciler.db.audit.claim_change`)."""
         what = f"deployment {shown(project)}/{shown(environment)}"
         params = {
             "project": project,
@@ -53,13 +57,17 @@ class Writers(Transactional):
         }
         try:
             async with self._tx() as conn:
+                await claim_change(conn, claim)
                 row = (await conn.execute(query("upsert_deployment"), params)).one()
         except DatabaseError as exc:
             raise refused_write(exc, what) from exc
         return rows.deployment(row)
 
-    async def set_desired(self, *, project: str, environment: str, **changes: Any) -> Deployment:
-        """Change desired-state columns of one deployment (the CLI and tests use this)."""
+    async def set_desired(
+        self, *, project: str, environment: str, claim: AuditClaim | None = None, **changes: Any
+    ) -> Deployment:
+        """Change desired-state columns of one deployment (the CLI and tests use this;
+        ``claim``: who the audit records)."""
         unknown = set(changes) - set(DESIRED_STATE_COLUMNS)
         if unknown:
             raise InputError(f"not a desired-state column: {', '.join(sorted(unknown))}")
@@ -67,6 +75,7 @@ class Writers(Transactional):
         params = set_desired_params(changes, what=what)
         try:
             async with self._tx() as conn:
+                await claim_change(conn, claim)
                 row = (
                     await conn.execute(
                         query("set_desired"),

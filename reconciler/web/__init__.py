@@ -1,5 +1,5 @@
-"""The daemon's HTTP side: probes and Prometheus metrics (``reconciler.web.server``) and the
-metrics themselves (``reconciler.web.metrics``)."""
+"""The daemon's HTTP side: probes and Prometheus metrics (``reconciler.web.server``), the
+metrics themselves (``reconciler.web.metrics``), and the API (``reconciler.web.api``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The daemon's one HTTP server: ``/livez``, ``/readyz`` and ``/metrics``.
+"""The daemon's one HTTP server: ``/livez``, ``/readyz``, ``/metrics``, and the API under
+``/api/v1`` (:mod:`reconciler.web.api`).
 
 Liveness says the loop turns: a kubelet restarts a daemon whose loop is stuck, but not one
 waiting out a database outage (its loop keeps turning, backing off).  Readiness says the daemon
@@ -20,11 +21,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import LiveCache
+from reconciler.db import Store
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.logs import get_logger
 from reconciler.observer import ObservedCache, Observer
 from reconciler.ports import Cluster, DaemonStore, Notifications
 from reconciler.settings import Settings
+from reconciler.web.api import add_api_routes
 from reconciler.web.metrics import DaemonMetrics, Sampled
 
 log = get_logger("http")
@@ -82,6 +85,8 @@ async def serve(daemon: Probed) -> HttpServer | None:
     app = web.Application()
     for path, endpoint in (("/livez", _livez), ("/readyz", _readyz), ("/metrics", _metrics)):
         app.router.add_get(path, functools.partial(_answer, endpoint, daemon))
+    if isinstance(daemon.store, Store):  # the API needs the real database (tests fake it)
+        add_api_routes(app, store=daemon.store)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     host, port = address

@@ -14,9 +14,9 @@ def test_migrate_twice_then_status(empty_database_url: str) -> None:
     """migrate creates the schema, a second migrate is a no-op, status shows an empty fleet."""
     first = run_cli("migrate", database_url=empty_database_url)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "schema at revision 0008 (was None)"
+    assert first.stdout.strip() == "schema at revision 0009 (was None)"
     second = run_cli("migrate", database_url=empty_database_url)
-    assert second.stdout.strip() == "schema at revision 0008"
+    assert second.stdout.strip() == "schema at revision 0009"
     status = run_cli("status", database_url=empty_database_url)
     assert (status.returncode, status.stdout.strip()) == (0, "no deployments")
 

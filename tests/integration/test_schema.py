@@ -30,9 +30,9 @@ async def test_migrate_on_empty_database_twice_is_a_no_op(empty_database_url: st
     try:
         assert await store.current_revision() is None
         await store.migrate()
-        assert await store.current_revision() == "0008"
+        assert await store.current_revision() == "0009"
         await store.migrate()
-        assert await store.current_revision() == "0008"
+        assert await store.current_revision() == "0009"
         assert await store.status_rows() == []
     finally:
         await store.close()
