@@ -761,6 +761,7 @@ WHERE id IN (
     ORDER BY id
     LIMIT :batch
 )
+RETURNING id;
 
 
 -- ==== the HTTP API: tokens, the audit, the API's reads and writes
