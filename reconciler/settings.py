@@ -110,6 +110,17 @@ class Settings:
     """RECONCILER_HTTP_ADDRESS: ``host:port`` the daemon serves ``/livez``, ``/readyz`` and
     ``/metrics`` on (port 0: any free port); ``off`` (None) serves nothing."""
 
+    # ---- git webhooks and freshness
+    webhook_secret: str | None = field(default=None, repr=False)
+    """RECONCILER_WEBHOOK_SECRET, or the contents of the file RECONCILER_WEBHOOK_SECRET_FILE
+    names (trailing newline stripped): what ``POST /hooks/git`` verifies signatures with.  None:
+    webhooks are off (the endpoint answers 503 saying so).  Never shown in a repr."""
+
+    repo_check_interval_s: float | None = None
+    """RECONCILER_REPO_CHECK_INTERVAL_S: how often the head of each ops repo's branch is asked
+    of its remote (one ``git ls-remote``); a repo is fetched only when its head moved.  None:
+    the poll interval.  A repo whose ``sync_interval_s`` is shorter is checked that often."""
+
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``); errors say what is wrong."""
@@ -144,6 +155,17 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_SELF_HEAL", "self_heal", _boolean)
     take("RECONCILER_DRIFT_CHECK_INTERVAL_S", "drift_check_interval_s", _positive_seconds)
     take("RECONCILER_HTTP_ADDRESS", "http_address", _http_address)
+    # git webhooks and freshness
+    take("RECONCILER_WEBHOOK_SECRET_FILE", "webhook_secret", _secret_file)
+    take("RECONCILER_WEBHOOK_SECRET", "webhook_secret", _secret)
+    take("RECONCILER_REPO_CHECK_INTERVAL_S", "repo_check_interval_s", _positive_seconds)
+    if (
+        env.get("RECONCILER_WEBHOOK_SECRET", "").strip()
+        and env.get("RECONCILER_WEBHOOK_SECRET_FILE", "").strip()
+    ):
+        raise ConfigError(
+            "set RECONCILER_WEBHOOK_SECRET or RECONCILER_WEBHOOK_SECRET_FILE, not both"
+        )
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -155,6 +177,28 @@ def _positive_seconds(name: str, raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
     return value
+
+
+_MIN_WEBHOOK_SECRET = 16
+
+
+def _secret(name: str, raw: str) -> str:
+    # The value is never echoed: it is a credential.
+    if len(raw) < _MIN_WEBHOOK_SECRET:
+        raise ConfigError(
+            f"{name} is {len(raw)} characters long; use at least {_MIN_WEBHOOK_SECRET}"
+            " (a random string: openssl rand -hex 32)"
+        )
+    return raw
+
+
+def _secret_file(name: str, raw: str) -> str:
+    try:
+        text = Path(raw).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{name} {raw}: cannot read the webhook secret: {reason}") from None
+    return _secret(f"{name} {raw}", text.strip())
 
 
 def _positive_days(name: str, raw: str) -> float:

@@ -115,6 +115,10 @@ class DaemonMetrics:
         else:
             self._last_good_sync[repo.name] = time.monotonic()
 
+    def repo_checked(self, repo: OpsRepo) -> None:
+        """A head check found ``repo``'s checkout current: as good as a sync for its age."""
+        self._last_good_sync[repo.name] = time.monotonic()
+
     def kube_request(self, verb: str, code: int) -> None:
         """One HTTP request to the API server was answered with ``code`` (0: no answer)."""
         self.kube_requests.labels(verb=verb, code=str(code)).inc()
