@@ -25,6 +25,10 @@ from reconciler.repo_sync import record_sync
 
 log = get_logger("daemon")
 
+MIN_SYNC_INTERVAL_S = 1.0
+"""A repo's ``sync_interval_s`` below this (0: "every pass") checks its head this often: a
+pass may run many times a second, a remote must not be asked as often."""
+
 
 class Checkouts:
     """What this daemon knows of the ops repos it synced."""
@@ -99,7 +103,9 @@ class Checkouts:
         checked = self._checked_at.get(repo.id)
         if checked is None:
             return 0.0
-        interval = min(float(repo.sync_interval_s), self._check_interval_s)
+        interval = min(
+            max(float(repo.sync_interval_s), MIN_SYNC_INTERVAL_S), self._check_interval_s
+        )
         return checked + interval - now
 
     async def ensure(self, repo_ids: set[int]) -> dict[int, OpsRepo]:

@@ -55,7 +55,9 @@ async def branch_head(*, url: str, branch: str, subject: Subject, timeout_s: flo
 async def require_branch(*, url: str, branch: str, timeout_s: float) -> str:
     """:func:`branch_head`, for the CLI: OpsRepoError naming the URL (redacted) and the branch
     when the remote does not answer or has no such branch.  Returns the head."""
-    subject = Subject(description=f"the remote {redact_url(url)}", url=url, branch=branch)
+    subject = Subject(
+        description=f"the remote {redact_url(url)} (branch '{branch}')", url=url, branch=branch
+    )
     head = await branch_head(url=url, branch=branch, subject=subject, timeout_s=timeout_s)
     if head is None:
         raise OpsRepoError(
