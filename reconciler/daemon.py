@@ -109,17 +109,7 @@ class Daemon:
         self._forced = asyncio.Event()
         self._database_back = asyncio.Event()
         self._in_flight: dict[int, _InFlight] = {}
-        fetcher = fetcher or GitFetcher(
-            repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s
-        )
-        self._repos = Checkouts(
-            store=store,
-            fetcher=fetcher,
-            wake=self._wake.set,
-            synced=self.metrics.repo_synced,
-            checked=self.metrics.repo_checked,
-            check_interval_s=settings.repo_check_interval_s or settings.poll_interval_s,
-        )
+        self._repos = self._checkouts(fetcher)
         self._fetched_all = False
         self._in_use: list[OpsRepo] = []
         """The ops repos some deployment used at the last pass (their heads are checked)."""
@@ -134,6 +124,18 @@ class Daemon:
                 wake=self._wake.set,
                 full_check_interval_s=settings.drift_check_interval_s,
             )
+
+    def _checkouts(self, fetcher: RepoFetcher | None) -> Checkouts:
+        settings = self.settings
+        return Checkouts(
+            store=self.store,
+            fetcher=fetcher
+            or GitFetcher(repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s),
+            wake=self._wake.set,
+            synced=self.metrics.repo_synced,
+            checked=self.metrics.repo_checked,
+            check_interval_s=settings.repo_check_interval_s or settings.poll_interval_s,
+        )
 
     def _default_listener(
         self, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]
