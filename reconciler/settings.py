@@ -156,9 +156,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_DRIFT_CHECK_INTERVAL_S", "drift_check_interval_s", _positive_seconds)
     take("RECONCILER_HTTP_ADDRESS", "http_address", _http_address)
     # git webhooks and freshness
-    take("RECONCILER_WEBHOOK_SECRET_FILE", "webhook_secret", _secret_file)
-    take("RECONCILER_WEBHOOK_SECRET", "webhook_secret", _secret)
-    take("RECONCILER_REPO_CHECK_INTERVAL_S", "repo_check_interval_s", _positive_seconds)
     if (
         env.get("RECONCILER_WEBHOOK_SECRET", "").strip()
         and env.get("RECONCILER_WEBHOOK_SECRET_FILE", "").strip()
@@ -166,6 +163,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             "set RECONCILER_WEBHOOK_SECRET or RECONCILER_WEBHOOK_SECRET_FILE, not both"
         )
+    take("RECONCILER_WEBHOOK_SECRET_FILE", "webhook_secret", _secret_file)
+    take("RECONCILER_WEBHOOK_SECRET", "webhook_secret", _secret)
+    take("RECONCILER_REPO_CHECK_INTERVAL_S", "repo_check_interval_s", _positive_seconds)
     return Settings(**values)  # type: ignore[arg-type]
 
 
