@@ -22,6 +22,7 @@ from reconciler.logs import get_logger
 from reconciler.model import Checkout, Deployment, OpsRepo
 from reconciler.ports import DaemonStore, RepoFetcher
 from reconciler.repo_sync import record_sync
+from reconciler.repos.urls import redact_url
 
 log = get_logger("daemon")
 
@@ -256,7 +257,10 @@ class Checkouts:
         except OpsRepoError as exc:
             return await self._check_failed(repo, current, error=str(exc), began=began)
         if head is None:
-            error = f"ops repo '{repo.name}': the remote has no branch '{repo.branch}'"
+            error = (
+                f"ops repo '{repo.name}' ({redact_url(repo.repo_url)}):"
+                f" branch '{repo.branch}' does not exist on the remote"
+            )
             return await self._check_failed(repo, current, error=error, began=began)
         if head != current.sha:
             return None

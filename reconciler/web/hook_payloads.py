@@ -144,7 +144,7 @@ def parse_push(
         return _generic(payload)
     event = _event(provider, headers)
     urls = _urls(payload.get("repository"), payload.get("project"))
-    if not _is_push(provider, event):
+    if not _is_push(provider, event, object_kind=payload.get("object_kind")):
         return Push(provider=provider, event=event, urls=urls, branch=None)
     ref = payload.get("ref")
     if not isinstance(ref, str):
@@ -192,9 +192,10 @@ def _event(provider: Provider, headers: Mapping[str, str]) -> str:
     raise HookRefused(400, f"the request has no {names[0]} header")
 
 
-def _is_push(provider: Provider, event: str) -> bool:
+def _is_push(provider: Provider, event: str, *, object_kind: object) -> bool:
     if provider is Provider.GITLAB:
-        return event == "Push Hook"  # "Tag Push Hook" is a tag
+        # "Tag Push Hook" is a tag; a system hook says "System Hook" and the kind in the body.
+        return event == "Push Hook" or (event == "System Hook" and object_kind == "push")
     return event == "push"
 
 

@@ -212,3 +212,10 @@ def test_matching_takes_url_and_branch() -> None:
         _repo("other-repo", "https://gitlab.example.com/o/web.git"),
     ]
     assert [r.name for r in matching_repos(push, repos)] == ["ssh", "https"]
+
+
+def test_a_gitlab_system_hook_push_is_a_push() -> None:
+    """GitLab's system hooks send pushes as "System Hook" with object_kind push."""
+    headers, body = hook_request("gitlab", url="https://gitlab.example.com/o/ops.git", ref="main")
+    headers["X-Gitlab-Event"] = "System Hook"
+    assert parse_push(Provider.GITLAB, headers, body).branch == "main"
