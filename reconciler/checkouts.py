@@ -6,6 +6,12 @@ deployment renders from its repo's last good checkout, fetched first only when t
 already runs, or the repo's row names, a commit that checkout does not contain (another daemon
 fetched it), so manifests never go back to an older commit nor lag behind the database; and
 fetched again when its files vanished from disk.
+
+Freshness without webhooks: every check interval (``min(sync_interval_s, the daemon's check
+interval)``) each repo in use has its remote's branch head asked (one ``git ls-remote``); only
+a head that moved, or a checkout that is missing, is fetched.  A fetch asked for (a NOTIFY, a
+webhook, ``run --once``) skips the question.  A sync wakes the loop once it is recorded, since
+the claim compares deployments with the row's ``last_sha``.
 """
 
 from __future__ import annotations
