@@ -18,6 +18,7 @@ from typing import Any
 from reconciler import settings as settings_module
 from reconciler.cli_access import add_access_commands
 from reconciler.cli_day_two import Commands, add_day_two_commands, connect
+from reconciler.cli_ops_repo import add_ops_repo_commands
 from reconciler.cli_wait import add_wait_command
 from reconciler.cli_webhooks import add_webhook_commands
 from reconciler.errors import InputError, ReconcilerError
@@ -57,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     add_wait_command(commands)
     _add_render_command(commands)
     _add_diff_command(commands)
-    _add_ops_repo_commands(commands)
+    add_ops_repo_commands(commands)
     add_webhook_commands(commands)
     _add_demo_command(commands)
     add_access_commands(commands)
@@ -89,6 +90,9 @@ def _add_read_commands(commands: Commands) -> None:
         help=f"only these statuses (of: {', '.join(STATUS_FILTERS)})",
     )
     status.add_argument("--project", help="only this project's deployments")
+    status.add_argument(
+        "--wide", action="store_true", help="show whole messages (the table cuts long cells)"
+    )
     status.set_defaults(handler=_status)
 
     history = commands.add_parser("history", help="show a deployment's history, newest first")
@@ -135,32 +139,6 @@ def _add_diff_command(commands: Commands) -> None:
     diff.add_argument("environment")
     diff.add_argument("--image-ref", help="diff this image instead of the deployment's")
     diff.set_defaults(handler=_diff)
-
-
-def _add_ops_repo_commands(commands: Commands) -> None:
-    ops_repo = commands.add_parser("ops-repo", help="register and inspect ops repos")
-    ops_commands = ops_repo.add_subparsers(metavar="ACTION")
-    add = ops_commands.add_parser("add", help="register an ops repo")
-    add.add_argument("name")
-    add.add_argument("url")
-    add.add_argument("--branch", default="main")
-    add.add_argument("--path", default="", help="subdirectory holding the projects")
-    add.add_argument("--sync-interval", type=int, default=60, metavar="SECONDS")
-    add.set_defaults(handler=_ops_repo_add)
-    listing = ops_commands.add_parser("list", help="list ops repos")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=_ops_repo_list)
-    sync = ops_commands.add_parser(
-        "sync", help="ask the running daemon to sync ops repos now (it owns their checkouts)"
-    )
-    sync.add_argument("names", nargs="*", help="default: all")
-    sync.add_argument(
-        "--wait",
-        type=float,
-        metavar="SECONDS",
-        help="wait this long for each sync, print its commit or error (exit 1 on either failing)",
-    )
-    sync.set_defaults(handler=_ops_repo_sync)
 
 
 def _add_demo_command(commands: Commands) -> None:
@@ -230,7 +208,8 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(row, default=_json_default))
     else:
         filtered = args.status is not None or args.project is not None
-        print(format_table(rows) if rows else f"no deployments{' match' if filtered else ''}")
+        table = format_table(rows, wide=args.wide) if rows else None
+        print(table or f"no deployments{' match' if filtered else ''}")
     return 0
 
 
@@ -339,83 +318,6 @@ def _read_values_file(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise InputError(f"--values {path}: must hold a mapping, got a {type(loaded).__name__}")
     return loaded
-
-
-async def _ops_repo_add(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler.repos.urls import redact_url, validate_repo_url
-
-    validate_repo_url(args.url)
-    if args.sync_interval < 0:
-        raise InputError("--sync-interval must be 0 or more seconds")
-    store = await connect(settings)
-    try:
-        repo = await store.add_ops_repo(
-            name=args.name,
-            repo_url=args.url,
-            branch=args.branch,
-            path=args.path,
-            sync_interval_s=args.sync_interval,
-        )
-    finally:
-        await store.close()
-    print(
-        f"added ops repo {repo.name} (id {repo.id}): {redact_url(repo.repo_url)} "
-        f"branch {repo.branch}"
-    )
-    return 0
-
-
-async def _ops_repo_list(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler.repos.urls import redact, redact_url
-
-    store = await connect(settings)
-    try:
-        repos = await store.list_ops_repos()
-    finally:
-        await store.close()
-    rows = [
-        {
-            "id": r.id,
-            "name": r.name,
-            "url": redact_url(r.repo_url),
-            "branch": r.branch,
-            "path": r.path,
-            "sync_s": r.sync_interval_s,
-            "synced": r.last_synced_at,
-            "sha": (r.last_sha or "")[:10],
-            "error": redact(r.last_error, url=r.repo_url) if r.last_error else "",
-        }
-        for r in repos
-    ]
-    if args.json:
-        for row in rows:
-            print(json.dumps(row, default=_json_default))
-    else:
-        print(format_table(rows) if rows else "no ops repos")
-    return 0
-
-
-async def _ops_repo_sync(args: argparse.Namespace, settings: Settings) -> int:
-    from reconciler.repo_sync import request_syncs, wait_for_syncs
-
-    if args.wait is not None and not args.wait > 0:
-        raise InputError("--wait must be a positive number of seconds")
-    store = await connect(settings)
-    try:
-        repos = await request_syncs(
-            store=store,
-            names=args.names,
-            announce=lambda name: print(f"{name}: asked the daemon to sync", flush=True),
-        )
-        if args.wait is None:
-            return 0
-        answers = await wait_for_syncs(store=store, repos=repos, timeout_s=args.wait)
-    finally:
-        await store.close()
-    for answer in answers:
-        status = f"failed: {answer.error}" if answer.error else f"at {answer.sha}"
-        print(f"{answer.name}: {status}")
-    return EXIT_ERROR if any(a.error for a in answers) else 0
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,9 +1,11 @@
-"""The daemon: wake on NOTIFY or every poll interval, claim work into free slots, drain on stop.
+"""The daemon: wake on NOTIFY, a webhook or every poll interval, claim work into free slots,
+drain on stop.
 
-One pass: start syncs of the ops repos that are due (``reconciler.checkouts``), claim as many
-deployments needing work as there are free slots, and start an attempt per claimed deployment
-(``reconciler.attempt``).  A background task renews the leases of in-flight deployments and
-learns from the answer when one was superseded.  When the database is away, passes back off
+One pass: check the heads of the ops repos in use whose check is due and fetch those that moved
+(or were asked for: a NOTIFY, a webhook's :meth:`Daemon.sync_now`; ``reconciler.checkouts``),
+claim as many deployments needing work as there are free slots, and start an attempt per
+claimed deployment (``reconciler.attempt``).  A background task renews the leases of in-flight
+deployments and learns from the answer when one was superseded.  When the database is away, passes back off
 until the LISTEN connection is back.  SIGTERM/SIGINT: no new claims; in-flight work gets
 ``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0.  While it runs,
 ``reconciler.web`` serves its probes and metrics (RECONCILER_HTTP_ADDRESS).
@@ -16,7 +18,7 @@ import contextlib
 import functools
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
@@ -113,12 +115,10 @@ class Daemon:
         self._forced = asyncio.Event()
         self._database_back = asyncio.Event()
         self._in_flight: dict[int, _InFlight] = {}
-        fetcher = fetcher or GitFetcher(
-            repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s
-        )
-        self._repos = Checkouts(
-            store=store, fetcher=fetcher, wake=self._wake.set, synced=self.metrics.repo_synced
-        )
+        self._repos = self._checkouts(fetcher)
+        self._fetched_all = False
+        self._in_use: list[OpsRepo] = []
+        """The ops repos some deployment used at the last pass (their heads are checked)."""
         self._once = False
         if live is not None:
             self.observer = Observer(
@@ -130,6 +130,18 @@ class Daemon:
                 wake=self._wake.set,
                 full_check_interval_s=settings.drift_check_interval_s,
             )
+
+    def _checkouts(self, fetcher: RepoFetcher | None) -> Checkouts:
+        settings = self.settings
+        return Checkouts(
+            store=self.store,
+            fetcher=fetcher
+            or GitFetcher(repos_dir=settings.repos_dir, timeout_s=settings.git_timeout_s),
+            wake=self._wake.set,
+            synced=self.metrics.repo_synced,
+            checked=self.metrics.repo_checked,
+            check_interval_s=settings.repo_check_interval_s or settings.poll_interval_s,
+        )
 
     def _default_listener(
         self, on_notify: Callable[[str], None], on_reconnect: Callable[[], None]
@@ -227,7 +239,9 @@ class Daemon:
                 continue
             if self._once and claimed == 0 and not self._in_flight:
                 return
-            await self._sleep(self.settings.poll_interval_s)
+            # Wake for the next head check too, so a repo is checked every check interval.
+            next_check_s = self._repos.check_due_in(self._in_use)
+            await self._sleep(min(self.settings.poll_interval_s, max(next_check_s, 0.05)))
 
     async def _shut_down(
         self, *, renew_task: asyncio.Task[None], listen_task: asyncio.Task[None]
@@ -262,8 +276,11 @@ class Daemon:
         """Start syncs of due repos, claim what fits in the free slots, start it.  Returns
         how many were claimed."""
         began = time.perf_counter()
-        due = await self.store.ops_repos_due_for_sync()
-        synced = await self._repos.start_syncs(due, wait=self._once)
+        self._in_use = await self.store.ops_repos_in_use()
+        # `run --once` fetches every repo it may render from before it decides anything.
+        fetch_all = self._once and not self._fetched_all
+        synced = await self._repos.start_syncs(self._in_use, wait=self._once, fetch_all=fetch_all)
+        self._fetched_all = True
         claimed = await self._claim_and_start()
         log.debug(
             "pass",
@@ -365,6 +382,13 @@ class Daemon:
         """Attempts applying (holding a slot) and attempts waiting for health."""
         waiting = sum(1 for entry in self._in_flight.values() if entry.waiting)
         return len(self._in_flight) - waiting, waiting
+
+    def sync_now(self, repo_ids: Sequence[int]) -> None:
+        """Fetch these ops repos at once (a verified webhook): the loop wakes, fetches them,
+        and re-renders the deployments a new commit concerns."""
+        for repo_id in repo_ids:
+            self._repos.force(repo_id)
+        self._wake.set()
 
     def _on_listening(self) -> None:
         # NOTIFYs sent while the connection was down are gone: look at the database once now.

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as an aligned text table, like psql's."""
+def format_table(rows: Sequence[dict[str, Any]], *, wide: bool = False) -> str:
+    """Rows as an aligned text table, like psql's; cells longer than 100 characters are cut
+    unless ``wide``."""
     columns = list(rows[0])
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    cells = [[_cell(row[c], wide=wide) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = [
         " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
@@ -22,13 +23,13 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, *, wide: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     text = printable(str(value).replace("\n", " "))
-    return text if len(text) <= 100 else text[:97] + "..."
+    return text if wide or len(text) <= 100 else text[:97] + "..."
 
 
 def printable(text: str) -> str:

@@ -135,6 +135,10 @@ class DaemonStore(AttemptStore, ObserverStore, Protocol):
 
     async def ops_repos_due_for_sync(self) -> list[OpsRepo]: ...
 
+    async def ops_repos_in_use(self) -> list[OpsRepo]: ...
+
+    async def list_ops_repos(self) -> list[OpsRepo]: ...
+
     async def ops_repos_by_id(self, ids: Sequence[int]) -> dict[int, OpsRepo]: ...
 
     async def record_repo_sync(
@@ -326,4 +330,9 @@ class RepoFetcher(Protocol):
         """A checkout of commit ``sha`` of ``repo``'s history, without fetching nor moving what
         the repo serves (a rollback renders it); OpsRepoError when ``sha`` is not in that
         history."""
+        ...
+
+    async def remote_head(self, repo: OpsRepo) -> str | None:
+        """The commit the remote's branch points at now, without fetching (None: no such
+        branch); OpsRepoError when the remote does not answer."""
         ...

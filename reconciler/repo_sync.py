@@ -21,7 +21,8 @@ from reconciler.logs import get_logger
 from reconciler.model import Checkout, OpsRepo
 from reconciler.ports import DaemonStore
 from reconciler.repos import checkout as ops_repo
-from reconciler.repos import snapshots
+from reconciler.repos import remote, snapshots
+from reconciler.repos.git import Subject
 from reconciler.repos.layout import claim_repos_dir
 from reconciler.retry import poll_until
 
@@ -127,6 +128,13 @@ class GitFetcher:
         )
         return Checkout(
             name=repo.name, path=snapshot.path, subdir=repo.path, sha=snapshot.sha, error=None
+        )
+
+    async def remote_head(self, repo: OpsRepo) -> str | None:
+        """One ``git ls-remote`` of the repo's branch (``reconciler.repos.remote``)."""
+        subject = Subject.for_repo(name=repo.name, url=repo.repo_url, branch=repo.branch)
+        return await remote.branch_head(
+            url=repo.repo_url, branch=repo.branch, subject=subject, timeout_s=self.timeout_s
         )
 
     async def _served(self, repo: OpsRepo) -> snapshots.Snapshot | None:

@@ -127,6 +127,17 @@ class Settings:
     webhook_retry_max_s: float = 600.0
     """RECONCILER_WEBHOOK_RETRY_MAX_S: the longest retry delay of a delivery."""
 
+    # ---- git webhooks and freshness
+    git_webhook_secret: str | None = field(default=None, repr=False)
+    """RECONCILER_GIT_WEBHOOK_SECRET, or the contents of the file RECONCILER_GIT_WEBHOOK_SECRET_FILE
+    names (trailing newline stripped): what ``POST /hooks/git`` verifies signatures with.  None:
+    webhooks are off (the endpoint answers 503 saying so).  Never shown in a repr."""
+
+    repo_check_interval_s: float | None = None
+    """RECONCILER_REPO_CHECK_INTERVAL_S: how often the head of each ops repo's branch is asked
+    of its remote (one ``git ls-remote``); a repo is fetched only when its head moved.  None:
+    the poll interval.  A repo whose ``sync_interval_s`` is shorter is checked that often."""
+
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``); errors say what is wrong."""
@@ -167,6 +178,18 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_WEBHOOK_MAX_ATTEMPTS", "webhook_max_attempts", _positive_int)
     take("RECONCILER_WEBHOOK_RETRY_BASE_S", "webhook_retry_base_s", _positive_seconds)
     take("RECONCILER_WEBHOOK_RETRY_MAX_S", "webhook_retry_max_s", _positive_seconds)
+
+    # git webhooks and freshness
+    if (
+        env.get("RECONCILER_GIT_WEBHOOK_SECRET", "").strip()
+        and env.get("RECONCILER_GIT_WEBHOOK_SECRET_FILE", "").strip()
+    ):
+        raise ConfigError(
+            "set RECONCILER_GIT_WEBHOOK_SECRET or RECONCILER_GIT_WEBHOOK_SECRET_FILE, not both"
+        )
+    take("RECONCILER_GIT_WEBHOOK_SECRET_FILE", "git_webhook_secret", _secret_file)
+    take("RECONCILER_GIT_WEBHOOK_SECRET", "git_webhook_secret", _secret)
+    take("RECONCILER_REPO_CHECK_INTERVAL_S", "repo_check_interval_s", _positive_seconds)
     return Settings(**values)  # type: ignore[arg-type]
 
 
@@ -178,6 +201,28 @@ def _positive_seconds(name: str, raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
     return value
+
+
+_MIN_WEBHOOK_SECRET = 16
+
+
+def _secret(name: str, raw: str) -> str:
+    # The value is never echoed: it is a credential.
+    if len(raw) < _MIN_WEBHOOK_SECRET:
+        raise ConfigError(
+            f"{name} is {len(raw)} characters long; use at least {_MIN_WEBHOOK_SECRET}"
+            " (a random string: openssl rand -hex 32)"
+        )
+    return raw
+
+
+def _secret_file(name: str, raw: str) -> str:
+    try:
+        text = Path(raw).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{name} {raw}: cannot read the webhook secret: {reason}") from None
+    return _secret(f"{name} {raw}", text.strip())
 
 
 def _positive_days(name: str, raw: str) -> float:

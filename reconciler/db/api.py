@@ -13,12 +13,11 @@ from reconciler.db.errors import refused_write, shown
 from reconciler.db.queries import query
 from reconciler.db.writers import values_json
 from reconciler.errors import DatabaseError
-from reconciler.model import Deployment, OpsRepo
+from reconciler.model import Deployment
 
 PATCHABLE_DEPLOYMENT = ("image_ref", "values_override", "desired_status", "paused")
 """The columns ``PATCH /api/v1/deployments/{project}/{environment}`` may set."""
 
-PATCHABLE_OPS_REPO = ("repo_url", "branch", "path", "sync_interval_s")
 """The columns ``PATCH /api/v1/ops-repos/{name}`` may set."""
 
 
@@ -67,24 +66,3 @@ class ApiParts(Transactional):
         except DatabaseError as exc:
             raise refused_write(exc, what) from exc
         return rows.deployment(row) if row else None
-
-    async def update_ops_repo(self, *, name: str, changes: dict[str, Any]) -> OpsRepo | None:
-        """Change the columns in ``changes`` (of :data:`PATCHABLE_OPS_REPO`); None when there
-        is no repo ``name``."""
-        params = {**_flagged(PATCHABLE_OPS_REPO, changes), "name": name}
-        try:
-            async with self._tx() as conn:
-                row = (await conn.execute(query("update_ops_repo"), params)).one_or_none()
-        except DatabaseError as exc:
-            raise refused_write(exc, f"ops repo {shown(name)!r}") from exc
-        return rows.ops_repo(row) if row else None
-
-    async def delete_ops_repo(self, name: str) -> bool:
-        """Unregister the ops repo ``name``; False when there is none.  One a deployment uses
-        is refused (RefusedWrite, a conflict)."""
-        try:
-            async with self._tx() as conn:
-                row = (await conn.execute(query("delete_ops_repo"), {"name": name})).one_or_none()
-        except DatabaseError as exc:
-            raise refused_write(exc, f"ops repo {shown(name)!r}") from exc
-        return row is not None

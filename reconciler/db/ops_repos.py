@@ -76,3 +76,59 @@ class OpsRepos(Transactional):
                 query("notify_repo_sync"), {"channel": NOTIFY_CHANNEL, "ids": list(repo_ids)}
             )
             return [r.id for r in notified]
+
+    # ---- git webhooks and freshness
+
+    async def ops_repos_in_use(self) -> list[OpsRepo]:
+        """Every ops repo some deployment uses (the daemon checks their heads)."""
+        async with self._tx() as conn:
+            return [rows.ops_repo(r) for r in await conn.execute(query("ops_repos_in_use"))]
+
+    async def update_ops_repo(
+        self,
+        *,
+        name: str,
+        repo_url: str | None = None,
+        branch: str | None = None,
+        path: str | None = None,
+        sync_interval_s: int | None = None,
+    ) -> OpsRepo | None:
+        """Change the given columns of ops repo ``name`` (None leaves one as it is); None when
+        there is no such repo.  A new path makes its deployments render again."""
+        params = {
+            "name": name,
+            "set_repo_url": repo_url is not None,
+            "repo_url": repo_url,
+            "set_branch": branch is not None,
+            "branch": branch,
+            "set_path": path is not None,
+            "path": path,
+            "set_sync_interval_s": sync_interval_s is not None,
+            "sync_interval_s": sync_interval_s,
+        }
+        try:
+            async with self._tx() as conn:
+                before = (await conn.execute(query("get_ops_repo"), {"name": name})).one_or_none()
+                row = (await conn.execute(query("update_ops_repo"), params)).one_or_none()
+                if row is not None and before is not None and before.path != row.path:
+                    await conn.execute(query("rerender_ops_repo"), {"ops_repo_id": row.id})
+        except DatabaseError as exc:
+            raise refused_write(exc, f"ops repo {name!r}") from exc
+        return rows.ops_repo(row) if row else None
+
+    async def remove_ops_repo(self, name: str) -> list[str]:
+        """Delete ops repo ``name`` unless a deployment uses it.  Returns the deployments
+        (``project/environment``) that still use it, empty when it was removed; LookupError
+        when there is no such repo."""
+        try:
+            async with self._tx() as conn:
+                removed = (await conn.execute(query("remove_ops_repo"), {"name": name})).first()
+                if removed is not None:
+                    return []
+                users = await conn.execute(query("deployments_of_ops_repo"), {"name": name})
+                found = [f"{u.project}/{u.environment}" for u in users]
+        except DatabaseError as exc:
+            raise refused_write(exc, f"ops repo {name!r}") from exc
+        if not found:
+            raise LookupError(name)
+        return found

@@ -858,9 +858,22 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
           rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
           redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to;
 
+
+-- ==== git webhooks and freshness
+
+-- name: ops_repos_in_use
+-- Every ops repo some deployment uses: the daemon checks each one's remote head every check
+-- interval and fetches it when the head moved.  Always applies.
+SELECT r.id, r.name, r.repo_url, r.branch, r.path, r.sync_interval_s,
+       r.last_synced_at, r.last_sha, r.last_error
+FROM ops_repos r
+WHERE EXISTS (SELECT 1 FROM deployments d WHERE d.ops_repo_id = r.id)
+ORDER BY r.id;
+
 -- name: update_ops_repo
--- The admin API's PATCH of an ops repo: the columns flagged set_*; no row when there is no
--- repo of that name.  CHECK constraints vet the values; the 0001 trigger wakes the daemon.
+-- `reconciler ops-repo set`: change the flagged columns of one ops repo, leaving the others;
+-- no row when there is no such repo.  The table's trigger sends the daemon its 'repo:' NOTIFY
+-- when where the repo points changed; CHECK constraints vet the values.
 UPDATE ops_repos
 SET repo_url = CASE WHEN :set_repo_url THEN CAST(:repo_url AS text) ELSE repo_url END,
     branch = CASE WHEN :set_branch THEN CAST(:branch AS text) ELSE branch END,
@@ -868,12 +881,26 @@ SET repo_url = CASE WHEN :set_repo_url THEN CAST(:repo_url AS text) ELSE repo_ur
     sync_interval_s = CASE WHEN :set_sync_interval_s
                            THEN CAST(:sync_interval_s AS integer) ELSE sync_interval_s END
 WHERE name = :name
-RETURNING id, name, repo_url, branch, path, sync_interval_s, last_synced_at, last_sha,
-          last_error;
+RETURNING id, name, repo_url, branch, path, sync_interval_s,
+          last_synced_at, last_sha, last_error;
 
--- name: delete_ops_repo
--- Unregister an ops repo.  Precondition: no deployment uses it (the foreign key refuses
--- otherwise); no row when there is no repo of that name.
-DELETE FROM ops_repos
-WHERE name = :name
-RETURNING id;
+-- name: rerender_ops_repo
+-- After `ops-repo set --path`: the projects of the repo's deployments moved, so each is
+-- rendered again at the repo's commit (the claim takes rows whose rendered commit is unknown).
+UPDATE deployments SET rendered_sha = NULL
+WHERE ops_repo_id = :ops_repo_id AND rendered_sha IS NOT NULL;
+
+-- name: deployments_of_ops_repo
+-- The deployments (project/environment) that still use one ops repo, by name.
+SELECT d.project, d.environment
+FROM deployments d JOIN ops_repos r ON r.id = d.ops_repo_id
+WHERE r.name = :name
+ORDER BY d.project, d.environment;
+
+-- name: remove_ops_repo
+-- `reconciler ops-repo remove`: delete one ops repo no deployment uses (its policy goes with
+-- it); no row when there is no such repo or a deployment still uses it.
+DELETE FROM ops_repos r
+WHERE r.name = :name
+  AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.ops_repo_id = r.id)
+RETURNING r.id;

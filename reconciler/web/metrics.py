@@ -126,6 +126,10 @@ class DaemonMetrics:
         """One POST to an outgoing webhook ended: ``delivered``, ``retry`` or ``failed``."""
         self.webhook_deliveries.labels(outcome=outcome).inc()
 
+    def repo_checked(self, repo: OpsRepo) -> None:
+        """A head check found ``repo``'s checkout current: as good as a sync for its age."""
+        self._last_good_sync[repo.name] = time.monotonic()
+
     def kube_request(self, verb: str, code: int) -> None:
         """One HTTP request to the API server was answered with ``code`` (0: no answer)."""
         self.kube_requests.labels(verb=verb, code=str(code)).inc()

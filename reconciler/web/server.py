@@ -1,5 +1,6 @@
-"""The daemon's one HTTP server: ``/livez``, ``/readyz``, ``/metrics``, and the API under
-``/api/v1`` (:mod:`reconciler.web.api`).
+"""The daemon's one HTTP server: ``/livez``, ``/readyz``, ``/metrics``, the API under
+``/api/v1`` (:mod:`reconciler.web.api`) and the git webhooks (``POST /hooks/git``,
+:mod:`reconciler.web.git_hooks`).
 
 Liveness says the loop turns: a kubelet restarts a daemon whose loop is stuck, but not one
 waiting out a database outage (its loop keeps turning, backing off).  Readiness says the daemon
@@ -13,7 +14,7 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from reconciler.observer import ObservedCache, Observer
 from reconciler.ports import Cluster, DaemonStore, Notifications
 from reconciler.settings import Settings
 from reconciler.web.api import add_api_routes
+from reconciler.web.git_hooks import add_git_hooks
 from reconciler.web.metrics import DaemonMetrics, Sampled
 
 log = get_logger("http")
@@ -62,6 +64,10 @@ class Probed(Protocol):
         """Attempts applying (holding a slot) and attempts waiting for health."""
         ...
 
+    def sync_now(self, repo_ids: Sequence[int]) -> None:
+        """Fetch these ops repos at once (``POST /hooks/git``)."""
+        ...
+
 
 class HttpServer:
     """The running server; :attr:`port` is the port bound (useful with port 0)."""
@@ -87,6 +93,7 @@ async def serve(daemon: Probed) -> HttpServer | None:
         app.router.add_get(path, functools.partial(_answer, endpoint, daemon))
     if isinstance(daemon.store, Store):  # the API needs the real database (tests fake it)
         add_api_routes(app, store=daemon.store)
+    add_git_hooks(app, daemon)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     host, port = address

@@ -1,5 +1,6 @@
 """The benchmarks still run: small runs of bench/wake_latency.py, bench/throughput.py,
-bench/hostile_neighbours.py and bench/drift_heal.py."""
+bench/hostile_neighbours.py, bench/drift_heal.py and bench/git_freshness.py (its webhook
+measure)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 
 
-def _run_small(script: str) -> dict[str, Any]:
-    """Run ``bench/<script> --small``; the JSON object on its last stdout line."""
+def _run_small(script: str, *extra: str) -> dict[str, Any]:
+    """Run ``bench/<script> --small`` (and ``extra``); the JSON object on its last stdout
+    line."""
     # A session of its own, so a benchmark that overruns is stopped with everything it
     # started (its daemon and fakekube), not just itself.
     process = subprocess.Popen(
-        [sys.executable, str(BENCH_DIR / script), "--small"],
+        [sys.executable, str(BENCH_DIR / script), "--small", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -83,3 +85,11 @@ def test_drift_heal_small_heals_every_kubectl_change() -> None:
     assert set(payload["by_kind"]) == {"set image", "scale", "delete configmap"}
     overall = payload["overall"]
     assert 0 < overall["p50_ms"] <= overall["p95_ms"] <= overall["max_ms"]
+
+
+def test_git_freshness_small_times_webhook_pushes() -> None:
+    """git_freshness.py --small --only webhook exits 0 and times its 8 webhook pushes."""
+    payload = _run_small("git_freshness.py", "--only", "webhook")
+    assert payload["bench"] == "git_freshness"
+    assert payload["webhook_ms"]["n"] == 8
+    assert 0 < payload["webhook_ms"]["p50"] <= payload["webhook_ms"]["max"]

@@ -24,14 +24,16 @@ def test_migrate_twice_then_status(empty_database_url: str) -> None:
 def test_ops_repo_add_list_and_duplicate(database_url: str) -> None:
     """ops-repo add registers a repo, list hides credentials, a duplicate name is a clean error."""
     url = "https://deploy:s3cret-token@git.example.com/ops.git"
-    added = run_cli("ops-repo", "add", "ops", url, "--branch", "live", database_url=database_url)
+    added = run_cli(
+        "ops-repo", "add", "ops", url, "--branch", "live", "--no-check", database_url=database_url
+    )
     assert added.returncode == 0, added.stderr
     assert "s3cret-token" not in added.stdout
     listed = run_cli("ops-repo", "list", "--json", database_url=database_url)
     [row] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (row["name"], row["branch"]) == ("ops", "live")
     assert "s3cret-token" not in row["url"] and "git.example.com/ops.git" in row["url"]
-    again = run_cli("ops-repo", "add", "ops", url, database_url=database_url)
+    again = run_cli("ops-repo", "add", "ops", url, "--no-check", database_url=database_url)
     assert again.returncode == 1
     assert again.stderr.strip() == (
         "reconciler: error: ops repo 'ops': an ops repo with this name exists already "
@@ -99,7 +101,9 @@ def test_ops_repo_sync_asks_the_daemon_and_never_writes_the_repos_dir(
     """ops-repo sync only asks (one line per repo); the daemon's repos dir stays untouched."""
     repos_dir = tmp_path / "repos"
     for name in ("alpha", "beta"):
-        added = run_cli("ops-repo", "add", name, str(tmp_path / name), database_url=database_url)
+        added = run_cli(
+            "ops-repo", "add", name, str(tmp_path / name), "--no-check", database_url=database_url
+        )
         assert added.returncode == 0, added.stderr
     env = {"RECONCILER_REPOS_DIR": str(repos_dir)}
     result = run_cli("ops-repo", "sync", database_url=database_url, **env)
@@ -119,7 +123,12 @@ def test_ops_repo_sync_asks_the_daemon_and_never_writes_the_repos_dir(
 def test_ops_repo_sync_wait_without_a_daemon_times_out(database_url: str) -> None:
     """--wait S with no daemon to answer: exit 1 once S seconds pass, saying so per repo."""
     added = run_cli(
-        "ops-repo", "add", "ops", "https://git.example.com/ops.git", database_url=database_url
+        "ops-repo",
+        "add",
+        "ops",
+        "https://git.example.com/ops.git",
+        "--no-check",
+        database_url=database_url,
     )
     assert added.returncode == 0, added.stderr
     result = run_cli("ops-repo", "sync", "ops", "--wait", "1", database_url=database_url)

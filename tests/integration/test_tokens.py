@@ -109,7 +109,7 @@ async def test_the_daemons_role_has_what_the_api_needs(store: Store, daemon_url:
         entry = (await daemon.audit_rows(limit=1))[0]
         assert (entry.via, entry.actor) == ("api", "ci")
         assert await daemon.objects_with_health(patched.id) == []
-        assert await daemon.delete_ops_repo("spare") is True
+        assert await daemon.remove_ops_repo("spare") == []
         assert await daemon.deployments_of("app") != []
     finally:
         await daemon.close()

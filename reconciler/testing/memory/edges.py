@@ -80,6 +80,8 @@ class InMemoryFetcher:
         self.at_commits: list[tuple[str, str]] = []
         """(repo name, sha) of every :meth:`at_commit` asked."""
         self.fetched: list[str] = []
+        self.heads_asked: list[str] = []
+        """Repos whose remote head :meth:`remote_head` was asked (a cheap check)."""
         self.vanished: set[str] = set()
         """Repos whose checkout a test deleted: gone until the next fetch."""
 
@@ -100,6 +102,10 @@ class InMemoryFetcher:
 
     async def present(self, checkout: Checkout) -> bool:
         return checkout.name not in self.vanished
+
+    async def remote_head(self, repo: OpsRepo) -> str | None:
+        self.heads_asked.append(repo.name)
+        return self.sha
 
     async def at_commit(self, repo: OpsRepo, sha: str) -> Checkout:
         self.at_commits.append((repo.name, sha))

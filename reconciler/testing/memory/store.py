@@ -440,6 +440,14 @@ class InMemoryStore(InventoryMemory):
         used = {d.ops_repo_id for d in self.deployments.values()}
         return [r for r in self.repos.values() if r.id in used and r.last_synced_at is None]
 
+    async def ops_repos_in_use(self) -> list[OpsRepo]:
+        self._fault("ops_repos_in_use")
+        used = {d.ops_repo_id for d in self.deployments.values()}
+        return [r for r in self.repos.values() if r.id in used]
+
+    async def list_ops_repos(self) -> list[OpsRepo]:
+        return sorted(self.repos.values(), key=lambda r: r.name)
+
     async def ops_repos_by_id(self, ids: Sequence[int]) -> dict[int, OpsRepo]:
         return {i: self.repos[i] for i in ids if i in self.repos}
 

@@ -16,7 +16,7 @@ from reconciler.errors import InputError
 from reconciler.model import OpsRepo
 from reconciler.repo_sync import request_syncs
 from reconciler.repos.urls import redact, redact_url, validate_repo_url
-from reconciler.web.api.errors import bad_request, json_response, not_found
+from reconciler.web.api.errors import ApiError, bad_request, json_response, not_found
 from reconciler.web.api.routes import Call, Operation
 from reconciler.web.api.validation import Body, Field
 
@@ -133,7 +133,7 @@ async def patch_ops_repo(call: Call) -> web.Response:
     name = _name(call)
     changes = await call.body(PATCH_BODY)
     _checked_url(changes)
-    repo = await call.store.update_ops_repo(name=name, changes=changes)
+    repo = await call.store.update_ops_repo(name=name, **changes)
     if repo is None:
         raise not_found(f"no ops repo named {name}")
     return json_response(ops_repo_json(repo))
@@ -143,8 +143,13 @@ async def delete_ops_repo(call: Call) -> web.Response:
     """DELETE: unregister an ops repo no deployment uses (204)."""
     call.query({})
     name = _name(call)
-    if not await call.store.delete_ops_repo(name):
-        raise not_found(f"no ops repo named {name}")
+    try:
+        users = await call.store.remove_ops_repo(name)
+    except LookupError:
+        raise not_found(f"no ops repo named {name}") from None
+    if users:
+        used_by = ", ".join(users)
+        raise ApiError(409, f"ops repo {name} is used by {used_by}: point them elsewhere first")
     return web.Response(status=204)
 
 
