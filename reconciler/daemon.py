@@ -3,12 +3,12 @@ drain on stop.
 
 One pass: check the heads of the ops repos in use whose check is due and fetch those that moved
 (or were asked for: a NOTIFY, a webhook's :meth:`Daemon.sync_now`; ``reconciler.checkouts``),
-claim as many deployments needing work as there are free slots, and start an attempt per
-claimed deployment (``reconciler.attempt``).  A background task renews the leases of in-flight
-deployments and learns from the answer when one was superseded.  When the database is away,
-passes back off until the LISTEN connection is back.  SIGTERM/SIGINT: no new claims; in-flight work gets
-``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0.  While it runs,
-``reconciler.web`` serves its probes and metrics (RECONCILER_HTTP_ADDRESS).
+claim as many deployments needing work as there are free slots, and start an attempt per claimed
+deployment (``reconciler.attempt``). A background task renews the leases of in-flight
+deployments and learns from the answer when one was superseded. When the database is away,
+passes back off until the LISTEN connection is back. SIGTERM/SIGINT: no new claims; in-flight
+work gets ``shutdown_grace_s`` to finish, then is recorded as interrupted; exit 0. While it
+runs, ``reconciler.web`` serves its probes and metrics (RECONCILER_HTTP_ADDRESS).
 """
 
 from __future__ import annotations
