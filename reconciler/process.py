@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
+from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import LiveCache
 from reconciler.connect import connect_kube, connect_store
 from reconciler.daemon import OWNED_SELECTOR, STOP_SIGNALS, Daemon
+from reconciler.db import Store
 from reconciler.errors import ConfigError
 from reconciler.logs import get_logger
 from reconciler.render.validation import check_version
 from reconciler.repo_sync import claim_repos_dir
 from reconciler.settings import Settings
+from reconciler.web.starting import StartingServer
 
 log = get_logger("daemon")
 
@@ -59,9 +62,16 @@ async def _serve(
 ) -> int:
     # Before anything else: a second daemon on the same checkouts must not even connect.
     with claim_repos_dir(settings.repos_dir):
-        store = await connect_store(database_url, once=once, pool_size=DATABASE_POOL_SIZE)
+        probes = await _probes_while_starting(settings, once=once)
         try:
-            kube = await connect_kube(settings, once=once)
+            store = await connect_store(database_url, once=once, pool_size=DATABASE_POOL_SIZE)
+            if probes is not None:
+                probes.waiting_for = "cluster"
+            kube = await _connect_kube(settings, store=store, once=once)
+        finally:
+            if probes is not None:
+                await probes.stop()  # the daemon's own server takes the port over
+        try:
             live = LiveCache(kube, label_selector=OWNED_SELECTOR)
             try:
                 started.append(Daemon(store=store, kube=kube, settings=settings, live=live))
@@ -71,3 +81,24 @@ async def _serve(
                 await kube.close()
         finally:
             await store.close()
+
+
+async def _connect_kube(settings: Settings, *, store: Store, once: bool) -> Kube:
+    """The cluster; the database is closed again when it cannot be reached."""
+    try:
+        return await connect_kube(settings, once=once)
+    except BaseException:
+        await store.close()
+        raise
+
+
+async def _probes_while_starting(settings: Settings, *, once: bool) -> StartingServer | None:
+    """Probes on the daemon's port while it connects, so a kubelet does not restart a daemon
+    that waits for its database.  Not for ``--once`` (it serves nothing), nor on port 0 (no
+    probe could find that port)."""
+    address = settings.http_address
+    if once or address is None or address[1] == 0:
+        return None
+    probes = StartingServer()
+    await probes.start(host=address[0], port=address[1])
+    return probes

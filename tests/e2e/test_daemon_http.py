@@ -3,7 +3,9 @@ serving them when it exits."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from reconciler.db import Store
 from tests.support import processes
 from tests.support.gitrepo import app_repo
+from tests.support.own_postgres import own_postgres
 from tests.support.probes import get, scrape, value, wait_for_answer
 from tests.support.processes import DaemonProcess, daemon_env
 
@@ -57,3 +60,48 @@ async def test_a_daemon_process_serves_probes_until_sigterm(
         await daemon.stop()
     with pytest.raises(aiohttp.ClientConnectionError):
         await get(port, "/livez")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_daemon_waiting_for_its_database_answers_its_probes(
+    fakekube_process: Path, tmp_path: Path
+) -> None:
+    """Started while PostgreSQL is down, the daemon answers on its fixed port at once (/livez
+    200, /readyz 503 naming the database, so a kubelet does not restart it); once PostgreSQL is
+    up, its own server takes the same port over and /readyz answers 200."""
+    async with own_postgres() as server:
+        url = server.url("reconciler")
+        await asyncio.to_thread(server.kill)
+        port = _free_port()
+        daemon = DaemonProcess(
+            env=daemon_env(
+                database_url=url,
+                kubeconfig=fakekube_process,
+                repos_dir=tmp_path / "repos",
+                poll_interval_s="1",
+                shutdown_grace_s="1",
+                http_address=f"127.0.0.1:{port}",
+            ),
+            log_path=tmp_path / "daemon.log",
+        )
+        await daemon.start()
+        try:
+            body = await wait_for_answer(port, "/readyz", status=503, containing="database")
+            assert json.loads(body) == {"starting": "error: connecting to the database"}
+            status, text = await get(port, "/livez")
+            assert (status, text.startswith("ok")) == (200, True), text
+            assert (await get(port, "/metrics"))[0] == 503
+            await daemon.wait_for_event("database_unavailable")
+
+            await asyncio.to_thread(server.restart)
+            body = await wait_for_answer(port, "/readyz", status=200, timeout_s=60)
+            assert json.loads(body) == {"database": "ok", "listen": "ok", "cluster": "ok"}
+            assert await get(port, "/livez") == (200, "ok\n")
+            assert await daemon.terminate(timeout_s=15) == 0, daemon.tail()
+        finally:
+            await daemon.stop()
