@@ -6,6 +6,7 @@ lets the daemon skip an apply when nothing changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import traceback
@@ -26,6 +27,9 @@ from reconciler.render.values import merge_values, parse_values
 
 MAX_RENDERED_CHARS = 4 * 1024 * 1024
 """Largest output one template may render to."""
+MAX_KEPT_VALUES_CHARS = 64 * 1024
+"""Values files up to this size are parsed once per process and text (a commit's files are
+the same for every render of it); larger ones are parsed each time."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +65,10 @@ def render(
         raise InputError(
             f"values_override must be a JSON object (a mapping), not {type_name(values_override)}"
         )
+    # merge_values copies what it takes, so values parsed once are never changed by a render
     values = merge_values(
-        parse_values(sources.values_base, file_name="values.yaml"),
-        parse_values(sources.values_env, file_name=sources.values_env_name),
+        _values(sources.values_base, file_name="values.yaml"),
+        _values(sources.values_env, file_name=sources.values_env_name),
         values_override,
     )
     context = {
@@ -102,6 +107,17 @@ def render(
             origins.append((name, index))
 
     return Rendered(objects=tuple(objects), digest=_digest(objects), sources=tuple(origins))
+
+
+def _values(text: str | None, *, file_name: str) -> dict[str, Any]:
+    if text is None or len(text) > MAX_KEPT_VALUES_CHARS:
+        return parse_values(text, file_name=file_name)
+    return _parsed_values(text, file_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_values(text: str, file_name: str) -> dict[str, Any]:
+    return parse_values(text, file_name=file_name)
 
 
 def _documents(
