@@ -65,7 +65,6 @@ def render(
         raise InputError(
             f"values_override must be a JSON object (a mapping), not {type_name(values_override)}"
         )
-    # merge_values copies what it takes, so values parsed once are never changed by a render
     values = merge_values(
         _values(sources.values_base, file_name="values.yaml"),
         _values(sources.values_env, file_name=sources.values_env_name),
@@ -110,6 +109,8 @@ def render(
 
 
 def _values(text: str | None, *, file_name: str) -> dict[str, Any]:
+    """A values file parsed, kept when small: merge_values copies what it takes, so a render
+    never changes what another render reads."""
     if text is None or len(text) > MAX_KEPT_VALUES_CHARS:
         return parse_values(text, file_name=file_name)
     return _parsed_values(text, file_name)
