@@ -24,6 +24,7 @@ from reconciler.model import (
     ObjectRef,
     OpsRepo,
     RepoPolicy,
+    StartedAttempt,
     WatchedDeployment,
 )
 
@@ -72,6 +73,27 @@ class AttemptStore(Protocol):
 
     async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
         """The ops repo's policy (the defaults when none is set)."""
+        ...
+
+    async def policy_and_inventory(
+        self, *, ops_repo_id: int, deployment_id: int
+    ) -> tuple[RepoPolicy, list[ObjectRef]]:
+        """The ops repo's policy and the objects the deployment owns, read together."""
+        ...
+
+    async def start_claiming(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
+        refs: Sequence[ObjectRef],
+    ) -> StartedAttempt:
+        """Start the attempt and claim ``refs`` as the deployment's objects, all or nothing:
+        nothing is written when the claim was lost or another deployment owns some of them."""
         ...
 
     async def claim_objects(

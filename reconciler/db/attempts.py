@@ -15,16 +15,15 @@ from dataclasses import asdict
 from typing import Any
 
 from reconciler.db import rows
-from reconciler.db.connection import Transactional
-from reconciler.db.inventory import object_keys
+from reconciler.db.inventory import Inventory, Taken, object_keys
 from reconciler.db.queries import query
 from reconciler.decide import row_transition
-from reconciler.model import AttemptResult, Deployment
+from reconciler.model import AttemptResult, Deployment, ObjectRef, StartedAttempt
 
 _INTERRUPTED = "the daemon running this attempt stopped before it finished"
 
 
-class Attempts(Transactional):
+class Attempts(Inventory):
     async def claim(
         self,
         *,
@@ -125,6 +124,38 @@ class Attempts(Transactional):
         async with self._tx() as conn:
             row = (await conn.execute(query("start_attempt"), params)).one_or_none()
         return row.attempt_started_at if row else None
+
+    async def start_claiming(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
+        refs: Sequence[ObjectRef],
+    ) -> StartedAttempt:
+        """:meth:`start_attempt` and :meth:`~reconciler.db.inventory.Inventory.claim_objects`
+        in one transaction, all or nothing: no attempt starts when the claim was lost or when
+        another deployment owns some of ``refs`` (returned in ``taken``)."""
+        params = {
+            "id": deployment_id,
+            "daemon_id": daemon_id,
+            "action": action,
+            "image_ref": image_ref,
+            "values_override": json.dumps(values_override),
+            "generation": generation,
+        }
+        try:
+            async with self._tx() as conn:
+                row = (await conn.execute(query("start_attempt"), params)).one_or_none()
+                if row is None:
+                    raise Taken([])  # the claim was lost: nothing is claimed either
+                await self._claim_in(conn, deployment_id=deployment_id, refs=refs)
+        except Taken as taken:
+            return StartedAttempt(started_at=None, taken=tuple(taken.owners))
+        return StartedAttempt(started_at=row.attempt_started_at)
 
     async def finish_attempt(
         self,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reconciler.db.connection import Transactional
 from reconciler.db.queries import query
@@ -26,7 +27,7 @@ def _ref(row: sa.Row[Any]) -> ObjectRef:
     return ObjectRef(row.api_version, row.kind, row.name, row.namespace or None)
 
 
-class _Taken(Exception):
+class Taken(Exception):
     """Rolls the claim back: some objects belong to another deployment."""
 
     def __init__(self, owners: list[tuple[ObjectRef, str]]) -> None:
@@ -42,32 +43,42 @@ class Inventory(Transactional):
         deployment owns are returned with their owner (``project/environment``)."""
         if not refs:
             return []
-        keys = object_keys(refs)
-        params = {"deployment_id": deployment_id, "versions": [r.api_version for r in refs]}
         try:
             async with self._tx() as conn:
-                await conn.execute(query("claim_objects"), {**params, **keys})
-                rows = await conn.execute(
-                    query("foreign_owners"), {"deployment_id": deployment_id, **keys}
-                )
-                owners = [
-                    (
-                        ObjectRef(r.api_version, r.kind, r.name, r.namespace or None),
-                        f"{r.project}/{r.environment}",
-                    )
-                    for r in rows
-                ]
-                if owners:
-                    raise _Taken(owners)
-        except _Taken as taken:
+                await self._claim_in(conn, deployment_id=deployment_id, refs=refs)
+        except Taken as taken:
             return taken.owners
         return []
+
+    async def _claim_in(
+        self, conn: AsyncConnection, *, deployment_id: int, refs: Sequence[ObjectRef]
+    ) -> None:
+        """Claim ``refs`` in the transaction of ``conn``; :class:`Taken` (to roll it back) when
+        another deployment owns some."""
+        if not refs:
+            return
+        keys = object_keys(refs)
+        params = {"deployment_id": deployment_id, "versions": [r.api_version for r in refs]}
+        await conn.execute(query("claim_objects"), {**params, **keys})
+        rows = await conn.execute(query("foreign_owners"), {"deployment_id": deployment_id, **keys})
+        owners = [
+            (
+                ObjectRef(r.api_version, r.kind, r.name, r.namespace or None),
+                f"{r.project}/{r.environment}",
+            )
+            for r in rows
+        ]
+        if owners:
+            raise Taken(owners)
 
     async def inventory_of(self, deployment_id: int) -> list[ObjectRef]:
         """The objects the deployment owns (what prune and delete work from)."""
         async with self._tx() as conn:
-            found = await conn.execute(query("inventory_of"), {"deployment_id": deployment_id})
-            return [_ref(r) for r in found]
+            return await self._inventory_in(conn, deployment_id)
+
+    async def _inventory_in(self, conn: AsyncConnection, deployment_id: int) -> list[ObjectRef]:
+        found = await conn.execute(query("inventory_of"), {"deployment_id": deployment_id})
+        return [_ref(r) for r in found]
 
     async def all_inventory(self) -> list[tuple[int, ObjectRef]]:
         """Every owned object with its deployment's id (what the watches must cover)."""
