@@ -58,7 +58,7 @@ from reconciler.recording import (
     Recorder,
     never,
 )
-from reconciler.render.validation import validate_objects
+from reconciler.render.validation import check_rendered
 from reconciler.waiting import wait_for_health
 
 __all__ = [
@@ -270,7 +270,7 @@ class Attempt(Recorder):
     async def _checked(self, rendered: RenderedManifests) -> tuple[dict[str, Any], ...]:
         """Schema, policy and the prune guard, before anything touches the cluster: the
         objects to apply, labelled with their owner."""
-        await self._check_schema(rendered)
+        await check_rendered(rendered, kubernetes_version=self.options.kubernetes_version)
         rules, self.inventory = await self.store.policy_and_inventory(
             ops_repo_id=self.d.ops_repo_id, deployment_id=self.d.id
         )
@@ -324,16 +324,6 @@ class Attempt(Recorder):
             )
         return target
 
-    async def _check_schema(self, rendered: RenderedManifests) -> None:
-        """The Kubernetes schema of the target version, offline; a thread, since checking
-        takes milliseconds per object and the loop serves every other deployment meanwhile."""
-        await asyncio.to_thread(
-            validate_objects,
-            rendered.objects,
-            sources=rendered.sources,
-            kubernetes_version=self.options.kubernetes_version,
-        )
-
     async def _admit(
         self, objects: tuple[dict[str, Any], ...], *, rules: RepoPolicy
     ) -> tuple[dict[str, Any], ...]:
@@ -383,6 +373,7 @@ class Attempt(Recorder):
             namespace=self.d.namespace,
             image_ref=self.image_ref,
             values_override=self.values,
+            kubernetes_version=self.options.kubernetes_version,
         )
 
     async def _deploy(self, objects: tuple[dict[str, Any], ...]) -> Outcome:

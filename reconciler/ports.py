@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler.errors import ReconcilerError
 from reconciler.model import (
     AttemptResult,
     Checkout,
@@ -266,6 +267,9 @@ class RenderRequest:
     namespace: str
     image_ref: str
     values_override: Any
+    kubernetes_version: str | None = None
+    """Also check the objects against this Kubernetes version's schema where they are
+    rendered (a worker process): the result is :attr:`RenderedManifests.schema_checked`."""
 
 
 class RenderedManifests(Protocol):
@@ -280,6 +284,12 @@ class RenderedManifests(Protocol):
     @property
     def sources(self) -> tuple[tuple[str, int], ...]:
         """(template name, document index) per object, for messages; may be empty."""
+        ...
+
+    @property
+    def schema_checked(self) -> tuple[str, ReconcilerError | None] | None:
+        """(Kubernetes version, the schema error or None) when the renderer checked the
+        objects against that version's schema; None when it did not."""
         ...
 
 

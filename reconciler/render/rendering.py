@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from reconciler.errors import InputError, RenderError
+from reconciler.errors import InputError, ReconcilerError, RenderError
 from reconciler.render.documents import check_object, default_namespace, identity, parse_documents
 from reconciler.render.messages import type_name
 from reconciler.render.printed import OutputTooLarge, PrintedValues, refuse_reserved
@@ -44,6 +44,9 @@ class Rendered:
     """Where each of ``objects`` came from: (template name, 1-based document index in it), in
     the same order.  Not part of ``digest``: moving an object between files changes nothing
     on the cluster."""
+    schema_checked: tuple[str, ReconcilerError | None] | None = None
+    """(Kubernetes version, the schema error or None) when a worker checked ``objects``
+    against that version's schema (:mod:`reconciler.render.pool`); None: not checked."""
 
 
 def render(
