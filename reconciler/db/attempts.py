@@ -51,7 +51,7 @@ class Attempts(Inventory):
             "lease_s": lease_s,
             "in_flight": list(in_flight),
         }
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             claimed = (await conn.execute(query("claim"), params)).all()
             if not claimed:
                 return []
@@ -148,7 +148,7 @@ class Attempts(Inventory):
             "generation": generation,
         }
         try:
-            async with self._tx() as conn:
+            async with self._raw_tx() as conn:
                 row = (await conn.execute(query("start_attempt"), params)).one_or_none()
                 if row is None:
                     raise Taken([])  # the claim was lost: nothing is claimed either
@@ -197,7 +197,7 @@ class Attempts(Inventory):
             "digest": result.digest,
             "rolled_back_to": result.rolled_back_to,
         }
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             updated = (await conn.execute(query("finish_attempt"), row_params)).one_or_none()
             if updated is None:
                 return False

@@ -3,15 +3,18 @@ transaction every statement runs in."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import TextClause
 
-from reconciler.db.errors import DRIVER_ERRORS, database_error
+from reconciler.db.errors import DRIVER_ERRORS, RAW_DRIVER_ERRORS, database_error
 from reconciler.errors import DatabaseRefused
 
 
@@ -87,3 +90,90 @@ class Transactional:
 
     def _tx(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return transaction(self.engine, url=self.url)
+
+    def _raw_tx(self) -> AbstractAsyncContextManager[RawConnection]:
+        return raw_transaction(self.engine, url=self.url)
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=256)
+def positional(statement: str) -> tuple[str, tuple[str, ...]]:
+    """A ``:name`` statement (SQLAlchemy's text style) in asyncpg's ``$n`` style, and the
+    parameter names in the order of their numbers (``::type`` casts are not parameters)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return _PARAMETER.sub(number, statement), tuple(names)
+
+
+class RawRow:
+    """An asyncpg record read as SQLAlchemy rows are: by attribute, or as ``_mapping``."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(self._record.items())
+
+
+class RawResult:
+    """The rows of one statement, with the accessors the store uses."""
+
+    def __init__(self, records: list[Any]) -> None:
+        self._rows = [RawRow(r) for r in records]
+
+    def __iter__(self) -> Iterator[RawRow]:
+        return iter(self._rows)
+
+    def all(self) -> list[RawRow]:
+        return list(self._rows)
+
+    def first(self) -> RawRow | None:
+        return self._rows[0] if self._rows else None
+
+    def one_or_none(self) -> RawRow | None:
+        if len(self._rows) > 1:
+            raise exc.MultipleResultsFound("more than one row where at most one was expected")
+        return self.first()
+
+
+class RawConnection:
+    """A transaction's statements sent to asyncpg itself: the hot path's statements skip
+    SQLAlchemy's execution machinery (about a fifth of the daemon's CPU went there)."""
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+
+    async def execute(self, statement: TextClause, params: Mapping[str, Any]) -> RawResult:
+        text, names = positional(statement.text)
+        return RawResult(await self._driver.fetch(text, *(params[n] for n in names)))
+
+
+@asynccontextmanager
+async def raw_transaction(engine: AsyncEngine, *, url: str) -> AsyncIterator[RawConnection]:
+    """:func:`transaction`, its statements sent straight to asyncpg on the pooled connection
+    (checked out, checked and returned by the pool as any other)."""
+    try:
+        async with engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver = pooled.driver_connection
+            assert driver is not None
+            async with driver.transaction():
+                yield RawConnection(driver)
+    except RAW_DRIVER_ERRORS as exc_:
+        raise database_error(exc_, where=describe_url(url)) from exc_

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from reconciler.db.connection import Transactional
+from reconciler.db.connection import RawConnection, Transactional
 from reconciler.db.queries import query
 from reconciler.model import ObjectHealth, ObjectRef
 
@@ -23,7 +20,7 @@ def object_keys(refs: Sequence[ObjectRef]) -> dict[str, list[str]]:
     }
 
 
-def _ref(row: sa.Row[Any]) -> ObjectRef:
+def _ref(row: Any) -> ObjectRef:
     return ObjectRef(row.api_version, row.kind, row.name, row.namespace or None)
 
 
@@ -44,14 +41,14 @@ class Inventory(Transactional):
         if not refs:
             return []
         try:
-            async with self._tx() as conn:
+            async with self._raw_tx() as conn:
                 await self._claim_in(conn, deployment_id=deployment_id, refs=refs)
         except Taken as taken:
             return taken.owners
         return []
 
     async def _claim_in(
-        self, conn: AsyncConnection, *, deployment_id: int, refs: Sequence[ObjectRef]
+        self, conn: RawConnection, *, deployment_id: int, refs: Sequence[ObjectRef]
     ) -> None:
         """Claim ``refs`` in the transaction of ``conn``; :class:`Taken` (to roll it back) when
         another deployment owns some."""
@@ -73,10 +70,10 @@ class Inventory(Transactional):
 
     async def inventory_of(self, deployment_id: int) -> list[ObjectRef]:
         """The objects the deployment owns (what prune and delete work from)."""
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             return await self._inventory_in(conn, deployment_id)
 
-    async def _inventory_in(self, conn: AsyncConnection, deployment_id: int) -> list[ObjectRef]:
+    async def _inventory_in(self, conn: RawConnection, deployment_id: int) -> list[ObjectRef]:
         found = await conn.execute(query("inventory_of"), {"deployment_id": deployment_id})
         return [_ref(r) for r in found]
 

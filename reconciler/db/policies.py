@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from reconciler.db import rows
+from reconciler.db.connection import RawConnection
 from reconciler.db.errors import refused_write
 from reconciler.db.inventory import Inventory
 from reconciler.db.queries import query
@@ -15,7 +14,7 @@ from reconciler.model import ObjectRef, RepoPolicy
 class Policies(Inventory):
     async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
         """The policy of an ops repo: its row, or the defaults when it has none."""
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             return await self._policy_in(conn, ops_repo_id)
 
     async def policy_and_inventory(
@@ -23,11 +22,11 @@ class Policies(Inventory):
     ) -> tuple[RepoPolicy, list[ObjectRef]]:
         """:meth:`policy_for` the ops repo and the deployment's inventory, in one transaction
         (what an attempt reads before it admits its render)."""
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             policy = await self._policy_in(conn, ops_repo_id)
             return policy, await self._inventory_in(conn, deployment_id)
 
-    async def _policy_in(self, conn: AsyncConnection, ops_repo_id: int) -> RepoPolicy:
+    async def _policy_in(self, conn: RawConnection, ops_repo_id: int) -> RepoPolicy:
         row = (await conn.execute(query("policy_for"), {"ops_repo_id": ops_repo_id})).one_or_none()
         return rows.policy(row) if row else RepoPolicy()
 

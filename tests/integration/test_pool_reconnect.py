@@ -1,12 +1,15 @@
-"""Pooled connections the server closed are replaced at checkout, without a round trip."""
+"""Pooled connections: one the server closed is replaced at checkout (no round trip), and a
+transaction sent straight to asyncpg is all or nothing."""
 
 from __future__ import annotations
 
 import asyncio
 
 import asyncpg
+import pytest
 
 from reconciler.db import Store, asyncpg_dsn
+from reconciler.model import ObjectRef
 from tests.support.waiting import wait_until
 
 
@@ -40,3 +43,24 @@ async def test_a_terminated_backend_is_replaced_without_an_error(database_url: s
     finally:
         await admin.close()
         await store.close()
+
+
+async def test_a_raw_transaction_is_all_or_nothing(store: Store) -> None:
+    """Statements sent straight to asyncpg share one transaction, rolled back on an error."""
+    repo = await store.add_ops_repo(name="ops", repo_url="https://git.example.com/ops.git")
+    deployment = await store.upsert_deployment(
+        project="app", environment="prod", ops_repo_id=repo.id, image_ref="reg/app:1"
+    )
+    ref = ObjectRef("v1", "ConfigMap", "settings", "app-prod")
+
+    class Boom(Exception):
+        """Raised inside the transaction."""
+
+    with pytest.raises(Boom):
+        async with store._raw_tx() as conn:
+            await store._claim_in(conn, deployment_id=deployment.id, refs=[ref])
+            assert await store._inventory_in(conn, deployment.id) == [ref]
+            raise Boom
+    assert await store.inventory_of(deployment.id) == []
+    assert await store.claim_objects(deployment_id=deployment.id, refs=[ref]) == []
+    assert await store.inventory_of(deployment.id) == [ref]
