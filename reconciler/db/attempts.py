@@ -74,7 +74,7 @@ class Attempts(Inventory):
         if not ids:
             return {}
         params = {"ids": list(ids), "daemon_id": daemon_id, "lease_s": lease_s}
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             renewed = await conn.execute(query("renew_leases"), params)
             return {r.id: r.generation for r in renewed}
 

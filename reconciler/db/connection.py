@@ -159,8 +159,11 @@ class RawConnection:
     def __init__(self, driver: Any) -> None:
         self._driver = driver
 
-    async def execute(self, statement: TextClause, params: Mapping[str, Any]) -> RawResult:
+    async def execute(
+        self, statement: TextClause, params: Mapping[str, Any] | None = None
+    ) -> RawResult:
         text, names = positional(statement.text)
+        params = params or {}
         return RawResult(await self._driver.fetch(text, *(params[n] for n in names)))
 
 

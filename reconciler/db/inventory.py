@@ -98,5 +98,5 @@ class Inventory(Transactional):
             "healths": [h.health for h in healths],
             "messages": [h.message[:1000] for h in healths],
         }
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             await conn.execute(query("record_object_health"), params)

@@ -13,7 +13,7 @@ def deployment(row: Any) -> Deployment:
     return Deployment(**row._mapping)
 
 
-def ops_repo(row: sa.Row[Any]) -> OpsRepo:
+def ops_repo(row: Any) -> OpsRepo:
     return OpsRepo(**row._mapping)
 
 
