@@ -806,6 +806,9 @@ class DaemonProcess:
                 # The only debug event is "pass", one line per pass: cheap, and what we measure.
                 "RECONCILER_LOG_LEVEL": "debug",
                 "RECONCILER_DAEMON_ID": name,
+                # The probes are served as by default, on a free local port: another process
+                # on 8080 (a developer's daemon, a test) must not stop the benchmark.
+                "RECONCILER_HTTP_ADDRESS": "127.0.0.1:0",
             }
         )
         self.env.update(settings)

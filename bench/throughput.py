@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--small] [--concurrency N] [--deployments N]
                                          [--repos N] [--sync-interval S] [--profile FILE]
-                                         [--keep]
+                                         [--sample FILE] [--keep]
 
 1,000 deployments (500 projects in prod and staging) over 20 ops repos, 2 or 3 objects each
 (a ConfigMap and a Deployment of 1 replica; every other project also a Service).  fakekube
@@ -25,7 +25,9 @@ deployment, daemon + render workers + fakekube.
 
 ``--profile FILE`` runs the daemon under cProfile (``bench/profiled_daemon.py``), profiling
 only the bulk update window; FILE gets the pstats dump and FILE.txt the top functions.  It
-slows the daemon: take its timings from a run without it.
+slows the daemon: take its timings from a run without it.  ``--sample FILE`` runs it under a
+sampling profiler instead (``bench/sampled_daemon.py``: stacks every 5 ms of CPU, no cost per
+call), FILE the collapsed stacks and FILE.txt a summary.
 """
 
 from __future__ import annotations
@@ -102,8 +104,18 @@ def _arguments() -> argparse.Namespace:
         help="run the daemon under cProfile for the bulk update (pstats to FILE, text to "
         "FILE.txt); it slows the daemon",
     )
+    parser.add_argument(
+        "--sample",
+        type=Path,
+        metavar="FILE",
+        help="run the daemon under a sampling profiler for the bulk update (collapsed stacks "
+        "to FILE, a summary to FILE.txt)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    return parser.parse_args()
+    arguments = parser.parse_args()
+    if arguments.profile is not None and arguments.sample is not None:
+        parser.error("--profile and --sample exclude each other")
+    return arguments
 
 
 def _daemon(
@@ -116,6 +128,9 @@ def _daemon(
     if arguments.profile is not None:
         profiled = Path(__file__).with_name("profiled_daemon.py")
         command = [sys.executable, str(profiled), str(arguments.profile.resolve())]
+    elif arguments.sample is not None:
+        sampled = Path(__file__).with_name("sampled_daemon.py")
+        command = [sys.executable, str(sampled), str(arguments.sample.resolve())]
     return DaemonProcess(
         workdir=work.path,
         database_url=database_url,
@@ -275,7 +290,7 @@ async def _run(arguments: argparse.Namespace) -> dict[str, Any]:
                     daemon=daemon,
                     kube=kube,
                     postgres=postgres_pid(work.path),
-                    profiling=arguments.profile is not None,
+                    profiling=arguments.profile is not None or arguments.sample is not None,
                 )
             window["git"] = git_invocations(
                 git_log, since=window["commit_at"], until=window["done_at"] + 0.5
@@ -435,6 +450,8 @@ def _report(
     result_line("goals met", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in goals.items()))
     if arguments.profile is not None:
         result_line("profile", f"{arguments.profile} (pstats), {arguments.profile}.txt")
+    if arguments.sample is not None:
+        result_line("samples", f"{arguments.sample} (collapsed stacks), {arguments.sample}.txt")
     return {
         "bench": "throughput",
         "small": arguments.small,
@@ -443,6 +460,7 @@ def _report(
         "concurrency": arguments.concurrency or DAEMON_DEFAULT_CONCURRENCY,
         "concurrency_default": arguments.concurrency is None,
         "profiled": arguments.profile is not None,
+        "sampled": arguments.sample is not None,
         "sync_interval_s": arguments.sync_interval if arguments.sync_interval is not None else 60,
         "create_s": round(create_s, 2),
         "bulk_update_s": round(elapsed, 2),

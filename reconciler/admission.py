@@ -8,6 +8,7 @@ objects in the inventory, where the database guarantees one owner per object.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler import policy
@@ -28,21 +29,50 @@ async def admit(
 ) -> tuple[dict[str, Any], ...]:
     """The objects to apply (labelled with their owner), or PolicyError / OwnershipError
     naming every object that may not be applied."""
+    admitted = await admit_by_policy(objects, subject=subject, rules=rules, cluster=cluster)
+    taken = await store.claim_objects(deployment_id=deployment_id, refs=admitted.refs)
+    if taken:
+        raise ownership_error(taken, subject=subject)
+    return admitted.objects
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What policy lets a render apply: the objects, labelled with their owner, and the
+    inventory rows they need (claimed with :meth:`AttemptStore.start_claiming`)."""
+
+    objects: tuple[dict[str, Any], ...]
+    refs: list[ObjectRef]
+
+
+async def admit_by_policy(
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    subject: policy.Subject,
+    rules: RepoPolicy,
+    cluster: Cluster,
+) -> Admitted:
+    """The policy half of :func:`admit`; the objects are not claimed yet."""
     namespaced = await scopes(objects, cluster=cluster)
     broken = policy.violations(objects, subject=subject, policy=rules, namespaced=namespaced)
     if broken:
         raise PolicyError("refused by policy, nothing applied: " + "; ".join(broken))
     refs = [_effective_ref(o, namespaced=namespaced, subject=subject) for o in objects]
-    taken = await store.claim_objects(deployment_id=deployment_id, refs=refs)
-    if taken:
-        owned = "; ".join(f"{ref} belongs to deployment {owner}" for ref, owner in taken)
-        raise OwnershipError(
-            f"{owned}: deployment {subject} may not take over another deployment's objects "
-            "(nothing applied)"
-        )
-    return tuple(
+    labelled = tuple(
         policy.with_owner_labels(_scoped(o, namespaced=namespaced), subject=subject)
         for o in objects
+    )
+    return Admitted(objects=labelled, refs=refs)
+
+
+def ownership_error(
+    taken: Sequence[tuple[ObjectRef, str]], *, subject: policy.Subject
+) -> OwnershipError:
+    """The refusal for objects other deployments own (``taken``: object, owner)."""
+    owned = "; ".join(f"{ref} belongs to deployment {owner}" for ref, owner in taken)
+    return OwnershipError(
+        f"{owned}: deployment {subject} may not take over another deployment's objects "
+        "(nothing applied)"
     )
 
 

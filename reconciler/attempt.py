@@ -22,10 +22,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler import decide
-from reconciler.admission import admit
+from reconciler.admission import admit_by_policy, ownership_error
 from reconciler.cluster import apply as apply_stage
 from reconciler.cluster.health import HealthStatus
-from reconciler.errors import DatabaseError, HealthError, InputError, OpsRepoError, ReconcilerError
+from reconciler.errors import (
+    DatabaseError,
+    HealthError,
+    InputError,
+    OpsRepoError,
+    OwnershipError,
+    ReconcilerError,
+)
 from reconciler.healing import find_drift
 from reconciler.logs import get_logger
 from reconciler.model import (
@@ -51,7 +58,7 @@ from reconciler.recording import (
     Recorder,
     never,
 )
-from reconciler.render.validation import validate_objects
+from reconciler.render.validation import check_rendered
 from reconciler.waiting import wait_for_health
 
 __all__ = [
@@ -168,6 +175,8 @@ class Attempt(Recorder):
     drift: list[str] = field(default_factory=list)
     inventory: list[ObjectRef] = field(default_factory=list)
     """What the deployment owned before this attempt's render was admitted."""
+    claims: list[ObjectRef] = field(default_factory=list)
+    """The inventory rows the admitted objects need, claimed as the attempt starts."""
 
     async def run(self) -> Outcome:
         try:
@@ -208,7 +217,11 @@ class Attempt(Recorder):
             raise
         except ReconcilerError as exc:
             return await self.fail(str(exc), permanent=exc.permanent)
-        if not await self.start():
+        try:
+            started = await self._start_claiming()
+        except OwnershipError as exc:
+            return await self.fail(str(exc), permanent=exc.permanent)
+        if not started:
             return self.outcome(LOST, LOST_MESSAGE)
         try:
             return await self._act(objects)
@@ -255,17 +268,18 @@ class Attempt(Recorder):
             return await self.fail(f"render failed: {exc}", permanent=exc.permanent)
 
     async def _checked(self, rendered: RenderedManifests) -> tuple[dict[str, Any], ...]:
-        """Schema, policy, ownership and the prune guard, before anything touches the
-        cluster: the objects to apply, labelled with their owner."""
-        await self._check_schema(rendered)
-        rules = await self.store.policy_for(self.d.ops_repo_id)
+        """Schema, policy and the prune guard, before anything touches the cluster: the
+        objects to apply, labelled with their owner."""
+        await check_rendered(rendered, kubernetes_version=self.options.kubernetes_version)
+        rules, self.inventory = await self.store.policy_and_inventory(
+            ops_repo_id=self.d.ops_repo_id, deployment_id=self.d.id
+        )
         if rules.impersonated_user is not None:
             self.cluster = self.cluster.impersonating(rules.impersonated_user)
-        self.inventory = inventory = await self.store.inventory_of(self.d.id)
         if self.verb is not Verb.STOP:
             refuse_pruning_everything(
                 self.d,
-                inventory=inventory,
+                inventory=self.inventory,
                 rendered=[ObjectRef.from_object(o) for o in rendered.objects],
             )
         return await self._admit(rendered.objects, rules=rules)
@@ -310,34 +324,40 @@ class Attempt(Recorder):
             )
         return target
 
-    async def _check_schema(self, rendered: RenderedManifests) -> None:
-        """The Kubernetes schema of the target version, offline; a thread, since checking
-        takes milliseconds per object and the loop serves every other deployment meanwhile."""
-        await asyncio.to_thread(
-            validate_objects,
-            rendered.objects,
-            sources=rendered.sources,
-            kubernetes_version=self.options.kubernetes_version,
-        )
-
     async def _admit(
         self, objects: tuple[dict[str, Any], ...], *, rules: RepoPolicy
     ) -> tuple[dict[str, Any], ...]:
-        """Policy and ownership, before anything touches the cluster."""
-        subject = Subject(
+        """Policy, before anything touches the cluster (ownership: :meth:`_start_claiming`)."""
+        admitted = await admit_by_policy(
+            objects, subject=self._subject(), rules=rules, cluster=self.cluster
+        )
+        self.claims = admitted.refs
+        return admitted.objects
+
+    def _subject(self) -> Subject:
+        return Subject(
             project=self.d.project,
             environment=self.d.environment,
             namespace=self.d.namespace,
             ops_repo=self.checkout.name,
         )
-        return await admit(
-            objects,
+
+    async def _start_claiming(self) -> bool:
+        """Start and claim the admitted objects in one transaction; False: the claim was lost;
+        OwnershipError (nothing written): another deployment owns some."""
+        started = await self.store.start_claiming(
             deployment_id=self.d.id,
-            subject=subject,
-            rules=rules,
-            cluster=self.cluster,
-            store=self.store,
+            daemon_id=self.options.daemon_id,
+            action=str(self.verb),
+            image_ref=self.image_ref,
+            values_override=self.values,
+            generation=self.d.generation,
+            refs=self.claims,
         )
+        if started.taken:
+            raise ownership_error(started.taken, subject=self._subject())
+        self.started_at = started.started_at
+        return self.started_at is not None
 
     def _render_request(self) -> RenderRequest:
         if self.checkout.path is None:
@@ -353,6 +373,7 @@ class Attempt(Recorder):
             namespace=self.d.namespace,
             image_ref=self.image_ref,
             values_override=self.values,
+            kubernetes_version=self.options.kubernetes_version,
         )
 
     async def _deploy(self, objects: tuple[dict[str, Any], ...]) -> Outcome:

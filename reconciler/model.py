@@ -330,3 +330,14 @@ class DueDelivery:
     event: Mapping[str, Any]
     attempts: int
     """Attempts so far, this one included."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartedAttempt:
+    """What starting an attempt together with claiming its objects came to."""
+
+    started_at: dt.datetime | None
+    """The attempt's start; None when nothing was written (the claim lost, or ``taken``)."""
+    taken: tuple[tuple[ObjectRef, str], ...] = ()
+    """Objects another deployment owns, with that deployment (``project/environment``): the
+    attempt was not started and nothing was claimed."""

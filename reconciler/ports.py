@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from reconciler.errors import ReconcilerError
 from reconciler.model import (
     AttemptResult,
     Checkout,
@@ -25,6 +26,7 @@ from reconciler.model import (
     ObjectRef,
     OpsRepo,
     RepoPolicy,
+    StartedAttempt,
     WatchedDeployment,
 )
 
@@ -73,6 +75,27 @@ class AttemptStore(Protocol):
 
     async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
         """The ops repo's policy (the defaults when none is set)."""
+        ...
+
+    async def policy_and_inventory(
+        self, *, ops_repo_id: int, deployment_id: int
+    ) -> tuple[RepoPolicy, list[ObjectRef]]:
+        """The ops repo's policy and the objects the deployment owns, read together."""
+        ...
+
+    async def start_claiming(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
+        refs: Sequence[ObjectRef],
+    ) -> StartedAttempt:
+        """Start the attempt and claim ``refs`` as the deployment's objects, all or nothing:
+        nothing is written when the claim was lost or another deployment owns some of them."""
         ...
 
     async def claim_objects(
@@ -274,6 +297,9 @@ class RenderRequest:
     namespace: str
     image_ref: str
     values_override: Any
+    kubernetes_version: str | None = None
+    """Also check the objects against this Kubernetes version's schema where they are
+    rendered (a worker process): the result is :attr:`RenderedManifests.schema_checked`."""
 
 
 class RenderedManifests(Protocol):
@@ -288,6 +314,12 @@ class RenderedManifests(Protocol):
     @property
     def sources(self) -> tuple[tuple[str, int], ...]:
         """(template name, document index) per object, for messages; may be empty."""
+        ...
+
+    @property
+    def schema_checked(self) -> tuple[str, ReconcilerError | None] | None:
+        """(Kubernetes version, the schema error or None) when the renderer checked the
+        objects against that version's schema; None when it did not."""
         ...
 
 

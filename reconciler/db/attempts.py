@@ -17,16 +17,15 @@ from typing import Any
 from reconciler.access import AuditClaim
 from reconciler.db import rows
 from reconciler.db.audit import claim_change
-from reconciler.db.connection import Transactional
-from reconciler.db.inventory import object_keys
+from reconciler.db.inventory import Inventory, Taken, object_keys
 from reconciler.db.queries import query
 from reconciler.decide import row_transition
-from reconciler.model import AttemptResult, Deployment
+from reconciler.model import AttemptResult, Deployment, ObjectRef, StartedAttempt
 
 _INTERRUPTED = "the daemon running this attempt stopped before it finished"
 
 
-class Attempts(Transactional):
+class Attempts(Inventory):
     async def claim(
         self,
         *,
@@ -54,7 +53,7 @@ class Attempts(Transactional):
             "lease_s": lease_s,
             "in_flight": list(in_flight),
         }
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             claimed = (await conn.execute(query("claim"), params)).all()
             if not claimed:
                 return []
@@ -77,7 +76,7 @@ class Attempts(Transactional):
         if not ids:
             return {}
         params = {"ids": list(ids), "daemon_id": daemon_id, "lease_s": lease_s}
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             renewed = await conn.execute(query("renew_leases"), params)
             return {r.id: r.generation for r in renewed}
 
@@ -128,6 +127,38 @@ class Attempts(Transactional):
             row = (await conn.execute(query("start_attempt"), params)).one_or_none()
         return row.attempt_started_at if row else None
 
+    async def start_claiming(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
+        refs: Sequence[ObjectRef],
+    ) -> StartedAttempt:
+        """:meth:`start_attempt` and :meth:`~reconciler.db.inventory.Inventory.claim_objects`
+        in one transaction, all or nothing: no attempt starts when the claim was lost or when
+        another deployment owns some of ``refs`` (returned in ``taken``)."""
+        params = {
+            "id": deployment_id,
+            "daemon_id": daemon_id,
+            "action": action,
+            "image_ref": image_ref,
+            "values_override": json.dumps(values_override),
+            "generation": generation,
+        }
+        try:
+            async with self._raw_tx() as conn:
+                row = (await conn.execute(query("start_attempt"), params)).one_or_none()
+                if row is None:
+                    raise Taken([])  # the claim was lost: nothing is claimed either
+                await self._claim_in(conn, deployment_id=deployment_id, refs=refs)
+        except Taken as taken:
+            return StartedAttempt(started_at=None, taken=tuple(taken.owners))
+        return StartedAttempt(started_at=row.attempt_started_at)
+
     async def finish_attempt(
         self,
         *,
@@ -168,7 +199,7 @@ class Attempts(Transactional):
             "digest": result.digest,
             "rolled_back_to": result.rolled_back_to,
         }
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             if transition["restores_desired"]:
                 # A healthy rollback writes image_ref back: the audit records the daemon did.
                 await claim_change(conn, AuditClaim(via="daemon", actor=daemon_id))

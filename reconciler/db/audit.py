@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reconciler.access import AuditClaim, AuditEntry
-from reconciler.db.connection import Transactional
+from reconciler.db.connection import RawConnection, Transactional
 from reconciler.db.queries import query
 
 
-async def claim_change(conn: AsyncConnection, claim: AuditClaim | None) -> None:
+async def claim_change(conn: AsyncConnection | RawConnection, claim: AuditClaim | None) -> None:
     """Tell the audit trigger, for the rest of this transaction, where its writes come from
     (nothing when ``claim`` is None: the audit then records them as plain SQL)."""
     if claim is not None:

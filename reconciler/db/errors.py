@@ -24,6 +24,10 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 """What a statement on the engine may raise that :func:`database_error` translates."""
 
+RAW_DRIVER_ERRORS: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, asyncpg.InterfaceError)
+"""The same for statements sent to asyncpg itself: its client-side errors (a connection that
+closed under it) are not wrapped by SQLAlchemy there."""
+
 # SQLSTATE classes a retry can outlive: connection exceptions, serialization failures and
 # deadlocks, insufficient resources, operator intervention (shutdown, "cannot connect now").
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
@@ -56,6 +60,8 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
             return True
+        if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
+            return True  # "connection is closed": SQLAlchemy calls it a disconnect too
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES:
             return True

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
-from reconciler.db.connection import Transactional
+from reconciler.db.connection import RawConnection, Transactional
 from reconciler.db.queries import query
 from reconciler.model import ObjectHealth, ObjectRef
 
@@ -22,11 +20,11 @@ def object_keys(refs: Sequence[ObjectRef]) -> dict[str, list[str]]:
     }
 
 
-def _ref(row: sa.Row[Any]) -> ObjectRef:
+def _ref(row: Any) -> ObjectRef:
     return ObjectRef(row.api_version, row.kind, row.name, row.namespace or None)
 
 
-class _Taken(Exception):
+class Taken(Exception):
     """Rolls the claim back: some objects belong to another deployment."""
 
     def __init__(self, owners: list[tuple[ObjectRef, str]]) -> None:
@@ -42,32 +40,42 @@ class Inventory(Transactional):
         deployment owns are returned with their owner (``project/environment``)."""
         if not refs:
             return []
-        keys = object_keys(refs)
-        params = {"deployment_id": deployment_id, "versions": [r.api_version for r in refs]}
         try:
-            async with self._tx() as conn:
-                await conn.execute(query("claim_objects"), {**params, **keys})
-                rows = await conn.execute(
-                    query("foreign_owners"), {"deployment_id": deployment_id, **keys}
-                )
-                owners = [
-                    (
-                        ObjectRef(r.api_version, r.kind, r.name, r.namespace or None),
-                        f"{r.project}/{r.environment}",
-                    )
-                    for r in rows
-                ]
-                if owners:
-                    raise _Taken(owners)
-        except _Taken as taken:
+            async with self._raw_tx() as conn:
+                await self._claim_in(conn, deployment_id=deployment_id, refs=refs)
+        except Taken as taken:
             return taken.owners
         return []
 
+    async def _claim_in(
+        self, conn: RawConnection, *, deployment_id: int, refs: Sequence[ObjectRef]
+    ) -> None:
+        """Claim ``refs`` in the transaction of ``conn``; :class:`Taken` (to roll it back) when
+        another deployment owns some."""
+        if not refs:
+            return
+        keys = object_keys(refs)
+        params = {"deployment_id": deployment_id, "versions": [r.api_version for r in refs]}
+        await conn.execute(query("claim_objects"), {**params, **keys})
+        rows = await conn.execute(query("foreign_owners"), {"deployment_id": deployment_id, **keys})
+        owners = [
+            (
+                ObjectRef(r.api_version, r.kind, r.name, r.namespace or None),
+                f"{r.project}/{r.environment}",
+            )
+            for r in rows
+        ]
+        if owners:
+            raise Taken(owners)
+
     async def inventory_of(self, deployment_id: int) -> list[ObjectRef]:
         """The objects the deployment owns (what prune and delete work from)."""
-        async with self._tx() as conn:
-            found = await conn.execute(query("inventory_of"), {"deployment_id": deployment_id})
-            return [_ref(r) for r in found]
+        async with self._raw_tx() as conn:
+            return await self._inventory_in(conn, deployment_id)
+
+    async def _inventory_in(self, conn: RawConnection, deployment_id: int) -> list[ObjectRef]:
+        found = await conn.execute(query("inventory_of"), {"deployment_id": deployment_id})
+        return [_ref(r) for r in found]
 
     async def all_inventory(self) -> list[tuple[int, ObjectRef]]:
         """Every owned object with its deployment's id (what the watches must cover)."""
@@ -90,5 +98,5 @@ class Inventory(Transactional):
             "healths": [h.health for h in healths],
             "messages": [h.message[:1000] for h in healths],
         }
-        async with self._tx() as conn:
+        async with self._raw_tx() as conn:
             await conn.execute(query("record_object_health"), params)

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 from reconciler.db import rows
-from reconciler.db.connection import Transactional
+from reconciler.db.connection import RawConnection
 from reconciler.db.errors import refused_write
+from reconciler.db.inventory import Inventory
 from reconciler.db.queries import query
 from reconciler.errors import DatabaseError
-from reconciler.model import RepoPolicy
+from reconciler.model import ObjectRef, RepoPolicy
 
 
-class Policies(Transactional):
+class Policies(Inventory):
     async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
         """The policy of an ops repo: its row, or the defaults when it has none."""
-        async with self._tx() as conn:
-            row = (
-                await conn.execute(query("policy_for"), {"ops_repo_id": ops_repo_id})
-            ).one_or_none()
+        async with self._raw_tx() as conn:
+            return await self._policy_in(conn, ops_repo_id)
+
+    async def policy_and_inventory(
+        self, *, ops_repo_id: int, deployment_id: int
+    ) -> tuple[RepoPolicy, list[ObjectRef]]:
+        """:meth:`policy_for` the ops repo and the deployment's inventory, in one transaction
+        (what an attempt reads before it admits its render)."""
+        async with self._raw_tx() as conn:
+            policy = await self._policy_in(conn, ops_repo_id)
+            return policy, await self._inventory_in(conn, deployment_id)
+
+    async def _policy_in(self, conn: RawConnection, ops_repo_id: int) -> RepoPolicy:
+        row = (await conn.execute(query("policy_for"), {"ops_repo_id": ops_repo_id})).one_or_none()
         return rows.policy(row) if row else RepoPolicy()
 
     async def set_policy(self, *, ops_repo_id: int, policy: RepoPolicy) -> RepoPolicy:

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from reconciler.model import Deployment, HistoryEntry, OpsRepo, RepoPolicy
 
 
-def deployment(row: sa.Row[Any]) -> Deployment:
+def deployment(row: Any) -> Deployment:
     return Deployment(**row._mapping)
 
 
-def ops_repo(row: sa.Row[Any]) -> OpsRepo:
+def ops_repo(row: Any) -> OpsRepo:
     return OpsRepo(**row._mapping)
 
 
@@ -21,7 +21,7 @@ def history_entry(row: sa.Row[Any]) -> HistoryEntry:
     return HistoryEntry(**row._mapping)
 
 
-def policy(row: sa.Row[Any]) -> RepoPolicy:
+def policy(row: Any) -> RepoPolicy:
     return RepoPolicy(
         namespaces=tuple(row.namespaces),
         cluster_kinds=tuple(row.cluster_kinds),

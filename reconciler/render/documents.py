@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import RenderError
+from reconciler.render import libyaml
 from reconciler.render.messages import type_name
 from reconciler.render.printed import PrintedValues, SubstitutingLoader
 from reconciler.render.yaml_loaders import ManifestLoader, yaml_error
@@ -72,7 +73,15 @@ def parse_documents(
     """(1-based document index, 1-based first line, data) for each non-empty document.
 
     With ``printed``, the placeholders of printed values become the values (see :mod:`.printed`).
+    libyaml parses when PyYAML has it (:mod:`.libyaml`); errors are worded by the pure-Python
+    loader, which also parses whatever the fast path leaves to it.
     """
+    if libyaml.AVAILABLE:
+        try:
+            yield from libyaml.documents(text, printed=printed)
+            return
+        except libyaml.NotForTheFastPath:
+            pass
     loader = ManifestLoader(text) if printed is None else SubstitutingLoader(text, printed=printed)
     try:
         index = 0

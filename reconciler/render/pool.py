@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 from reconciler.errors import OpsRepoError, ReconcilerError, RenderError
 from reconciler.render.rendering import Rendered, render
 from reconciler.render.sources import ProjectSources, load_project
+from reconciler.render.validation import validate_objects
 
 STARTUP_TIMEOUT_S = 60.0
 """How long a new worker may take to start (spawn and imports); not charged to any render."""
@@ -67,13 +69,16 @@ class _RenderSources:
 
 @dataclass(frozen=True)
 class _RenderProject:
-    """Read a project from a checkout, then render it: the files stay in the worker."""
+    """Read a project from a checkout, then render it: the files stay in the worker.  With
+    ``kubernetes_version``, the objects are checked against that version's schema here too,
+    off the daemon's event loop (the verdict travels back in ``Rendered.schema_checked``)."""
 
     checkout: Path
     subdir: str
     project: str
     environment: str
     context: dict[str, Any]
+    kubernetes_version: str | None = None
 
     @property
     def location(self) -> str:
@@ -95,7 +100,25 @@ class _RenderProject:
             raise OpsRepoError(
                 f"the ops repo checkout {self.checkout} vanished (deleted while rendering)"
             ) from exc
-        return render(sources, project=self.project, environment=self.environment, **self.context)
+        rendered = render(
+            sources, project=self.project, environment=self.environment, **self.context
+        )
+        if self.kubernetes_version is None:
+            return rendered
+        return dataclasses.replace(
+            rendered, schema_checked=(self.kubernetes_version, _schema_error(rendered, self))
+        )
+
+
+def _schema_error(rendered: Rendered, job: _RenderProject) -> ReconcilerError | None:
+    assert job.kubernetes_version is not None
+    try:
+        validate_objects(
+            rendered.objects, sources=rendered.sources, kubernetes_version=job.kubernetes_version
+        )
+    except ReconcilerError as exc:
+        return exc
+    return None
 
 
 def _worker_main(connection: multiprocessing.connection.Connection, max_bytes: int) -> None:
@@ -292,14 +315,17 @@ class RenderPool:
         namespace: str,
         image_ref: str,
         values_override: Mapping[str, Any],
+        kubernetes_version: str | None = None,
     ) -> Rendered:
-        """Read ``<checkout>/<subdir>/<project>`` in a worker and render it there."""
+        """Read ``<checkout>/<subdir>/<project>`` in a worker and render it there (and check
+        the objects against ``kubernetes_version``'s schema there, when given)."""
         context = {
             "namespace": namespace,
             "image_ref": image_ref,
             "values_override": values_override,
         }
-        return await self._submit(_RenderProject(checkout, subdir, project, environment, context))
+        job = _RenderProject(checkout, subdir, project, environment, context, kubernetes_version)
+        return await self._submit(job)
 
     async def _submit(self, job: _Job) -> Rendered:
         if not self._serving:

@@ -31,7 +31,7 @@ PLACEHOLDER_CLOSE = "\ue001"
 _RESERVED = re.compile(f"[{PLACEHOLDER_OPEN}{PLACEHOLDER_CLOSE}]")
 _PLACEHOLDER = re.compile(f"{PLACEHOLDER_OPEN}([0-9]+){PLACEHOLDER_CLOSE}")
 
-_RETYPED_TAGS = frozenset(
+RETYPED_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str")
 )
 """Tags a printed value may be typed as: scalars only (never merge keys or '=')."""
@@ -128,5 +128,5 @@ class SubstitutingLoader(ManifestLoader):
         if isinstance(event, ScalarEvent) and event.tag is None and event.style is None:
             # plain and untagged: typed from the final text, as YAML would, scalars only
             tag = self.resolve(ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
-            node.tag = tag if tag in _RETYPED_TAGS else "tag:yaml.org,2002:str"
+            node.tag = tag if tag in RETYPED_TAGS else "tag:yaml.org,2002:str"
         return node

@@ -6,6 +6,7 @@ lets the daemon skip an apply when nothing changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import traceback
@@ -16,7 +17,7 @@ from typing import Any
 from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
-from reconciler.errors import InputError, RenderError
+from reconciler.errors import InputError, ReconcilerError, RenderError
 from reconciler.render.documents import check_object, default_namespace, identity, parse_documents
 from reconciler.render.messages import type_name
 from reconciler.render.printed import OutputTooLarge, PrintedValues, refuse_reserved
@@ -26,6 +27,9 @@ from reconciler.render.values import merge_values, parse_values
 
 MAX_RENDERED_CHARS = 4 * 1024 * 1024
 """Largest output one template may render to."""
+MAX_KEPT_VALUES_CHARS = 64 * 1024
+"""Values files up to this size are parsed once per process and text (a commit's files are
+the same for every render of it); larger ones are parsed each time."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class Rendered:
     """Where each of ``objects`` came from: (template name, 1-based document index in it), in
     the same order.  Not part of ``digest``: moving an object between files changes nothing
     on the cluster."""
+    schema_checked: tuple[str, ReconcilerError | None] | None = None
+    """(Kubernetes version, the schema error or None) when a worker checked ``objects``
+    against that version's schema (:mod:`reconciler.render.pool`); None: not checked."""
 
 
 def render(
@@ -62,8 +69,8 @@ def render(
             f"values_override must be a JSON object (a mapping), not {type_name(values_override)}"
         )
     values = merge_values(
-        parse_values(sources.values_base, file_name="values.yaml"),
-        parse_values(sources.values_env, file_name=sources.values_env_name),
+        _values(sources.values_base, file_name="values.yaml"),
+        _values(sources.values_env, file_name=sources.values_env_name),
         values_override,
     )
     context = {
@@ -102,6 +109,19 @@ def render(
             origins.append((name, index))
 
     return Rendered(objects=tuple(objects), digest=_digest(objects), sources=tuple(origins))
+
+
+def _values(text: str | None, *, file_name: str) -> dict[str, Any]:
+    """A values file parsed, kept when small: merge_values copies what it takes, so a render
+    never changes what another render reads."""
+    if text is None or len(text) > MAX_KEPT_VALUES_CHARS:
+        return parse_values(text, file_name=file_name)
+    return _parsed_values(text, file_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_values(text: str, file_name: str) -> dict[str, Any]:
+    return parse_values(text, file_name=file_name)
 
 
 def _documents(

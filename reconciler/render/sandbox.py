@@ -28,7 +28,9 @@ from __future__ import annotations
 import functools
 import re
 import string
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
+from types import CodeType
 from typing import Any, TypeGuard
 
 import yaml
@@ -41,6 +43,7 @@ from jinja2 import (
     Undefined,
     nodes,
 )
+from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.exceptions import SecurityError
 from jinja2.filters import sync_do_join
 from jinja2.nodes import EvalContext
@@ -55,6 +58,11 @@ MAX_SANDBOX_LENGTH = 1024 * 1024
 
 MAX_POWER_BITS = 4096
 """Largest integer (in bits) ``**`` may build inside a template."""
+
+COMPILED_TEMPLATES_KEPT = 512
+"""Compiled templates a process keeps (the newest used); a render of the same text reuses one."""
+MAX_CACHED_SOURCE_CHARS = 256 * 1024
+"""Templates longer than this are compiled again each time rather than kept."""
 
 
 class _ExplainingUndefined(StrictUndefined):
@@ -316,6 +324,54 @@ def _constant_arguments(node: nodes.Node) -> bool:
     return node.node is None or _constant_arguments(node.node)
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Compiled template code by template name and source, kept in this process's memory.
+
+    Compiling is most of a small render's cost, and a commit's templates are rendered again
+    for every deployment and image.  Sharing code between sandboxes is sound because every
+    sandbox is configured alike and nothing render-specific is baked in at compile time:
+    printed values are finalized at run time (:func:`_finalize`), never folded as constants.
+    """
+
+    def __init__(self, *, kept: int) -> None:
+        self._kept = kept
+        self._codes: OrderedDict[tuple[str, str], CodeType] = OrderedDict()
+
+    def get_bucket(
+        self, environment: Environment, name: str, filename: str | None, source: str
+    ) -> Bucket:
+        bucket = super().get_bucket(environment, name, filename, source)
+        if len(source) > MAX_CACHED_SOURCE_CHARS:
+            bucket.checksum = ""  # marks it as not to be kept
+        return bucket
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._codes.get((bucket.key, bucket.checksum))
+        if code is not None:
+            self._codes.move_to_end((bucket.key, bucket.checksum))
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        if bucket.code is None or not bucket.checksum:
+            return
+        self._codes[(bucket.key, bucket.checksum)] = bucket.code
+        while len(self._codes) > self._kept:
+            self._codes.popitem(last=False)
+
+
+_COMPILED = _CompiledTemplates(kept=COMPILED_TEMPLATES_KEPT)
+
+
+@pass_eval_context
+def _finalize(eval_ctx: EvalContext, value: Any) -> Any:
+    """Jinja's ``finalize``, through the render's own table of printed values.  Taking the
+    evaluation context keeps Jinja from finalizing constants at compile time, which would bake
+    one render's placeholders into code shared with others."""
+    environment = eval_ctx.environment
+    assert isinstance(environment, GuardedSandbox)
+    return environment.printed.finalize(value)
+
+
 def make_sandbox(templates: Mapping[str, str], *, printed: PrintedValues) -> GuardedSandbox:
     """The sandbox for one render; what its templates print is recorded in ``printed``."""
     environment = GuardedSandbox(
@@ -324,7 +380,8 @@ def make_sandbox(templates: Mapping[str, str], *, printed: PrintedValues) -> Gua
         keep_trailing_newline=True,
         autoescape=False,
         auto_reload=False,
-        finalize=printed.finalize,
+        finalize=_finalize,
+        bytecode_cache=_COMPILED,
     )
     environment.printed = printed
     # Render must be deterministic (the digest decides whether to apply): no randomness.

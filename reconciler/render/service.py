@@ -24,6 +24,7 @@ class PoolRenderer:
             namespace=request.namespace,
             image_ref=request.image_ref,
             values_override=request.values_override,
+            kubernetes_version=request.kubernetes_version,
         )
 
     async def close(self) -> None:

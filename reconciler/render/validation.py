@@ -1,4 +1,4 @@
-"""Rendered objects against the Kubernetes schema of the target version, offline (pure).
+"""Rendered objects against the Kubernetes schema of the target version, offline.
 
 The schemas are kubernetes-validate's bundle, in its strict form: a string where an integer
 belongs and a field Kubernetes does not know are both refused, before anything is applied.  Kinds
@@ -8,6 +8,7 @@ schema for them, and their API server checks them on apply.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ from kubernetes_validate import utils as kubernetes_validate_utils
 from referencing import Registry, Resource
 
 from reconciler.errors import ConfigError, RenderError
+from reconciler.ports import RenderedManifests
 
 _LEGACY_GROUPS = frozenset({"apps", "autoscaling", "batch", "extensions", "policy"})
 """Kubernetes' own API groups without the ``.k8s.io`` suffix."""
@@ -72,6 +74,23 @@ def validate_objects(
     raise SchemaError(
         f"rendered objects do not match the Kubernetes {kubernetes_version} schema: "
         + "; ".join(shown)
+    )
+
+
+async def check_rendered(rendered: RenderedManifests, *, kubernetes_version: str) -> None:
+    """:func:`validate_objects` for a render: the render worker's verdict when it checked
+    this version, else checked in a thread (checking takes milliseconds per object, and the
+    event loop serves every other deployment meanwhile)."""
+    checked = rendered.schema_checked
+    if checked is not None and checked[0] == kubernetes_version:
+        if checked[1] is not None:
+            raise checked[1]
+        return
+    await asyncio.to_thread(
+        validate_objects,
+        rendered.objects,
+        sources=rendered.sources,
+        kubernetes_version=kubernetes_version,
     )
 
 

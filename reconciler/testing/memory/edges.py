@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import OpsRepoError
+from reconciler.errors import OpsRepoError, ReconcilerError
 from reconciler.model import Checkout, OpsRepo
 from reconciler.ports import RenderedManifests, RenderRequest
 
@@ -20,6 +20,7 @@ class MemoryRendered:
     objects: tuple[dict[str, Any], ...]
     digest: str
     sources: tuple[tuple[str, int], ...] = ()
+    schema_checked: tuple[str, ReconcilerError | None] | None = None
 
 
 def web_app(request: RenderRequest) -> tuple[dict[str, Any], ...]:

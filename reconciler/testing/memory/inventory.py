@@ -4,13 +4,16 @@ health changes), with the real statements' preconditions."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from reconciler.model import (
     Deployment,
     HistoryEntry,
     ObjectHealth,
     ObjectRef,
+    RepoPolicy,
+    StartedAttempt,
     WatchedDeployment,
 )
 
@@ -36,6 +39,47 @@ class InventoryMemory:
 
     _put: Callable[..., Deployment]
     _append_history: Callable[..., None]
+    _fault: Callable[[str], object]
+    policy_for: Callable[[int], Awaitable[RepoPolicy]]
+    claim_objects: Callable[..., Awaitable[list[tuple[ObjectRef, str]]]]
+    start_attempt: Callable[..., Awaitable[dt.datetime | None]]
+
+    async def policy_and_inventory(
+        self, *, ops_repo_id: int, deployment_id: int
+    ) -> tuple[RepoPolicy, list[ObjectRef]]:
+        return await self.policy_for(ops_repo_id), await self.inventory_of(deployment_id)
+
+    async def start_claiming(
+        self,
+        *,
+        deployment_id: int,
+        daemon_id: str,
+        action: str,
+        image_ref: str,
+        values_override: Any,
+        generation: int,
+        refs: Sequence[ObjectRef],
+    ) -> StartedAttempt:
+        if self.deployments[deployment_id].claimed_by != daemon_id:
+            self._fault("start_attempt")
+            return StartedAttempt(started_at=None)
+        owners, objects = dict(self.owners), dict(self.objects)
+        try:
+            taken = await self.claim_objects(deployment_id=deployment_id, refs=refs)
+            if taken:
+                return StartedAttempt(started_at=None, taken=tuple(taken))
+            started = await self.start_attempt(
+                deployment_id=deployment_id,
+                daemon_id=daemon_id,
+                action=action,
+                image_ref=image_ref,
+                values_override=values_override,
+                generation=generation,
+            )
+        except BaseException:
+            self.owners, self.objects = owners, objects  # one transaction: all or nothing
+            raise
+        return StartedAttempt(started_at=started)
 
     async def inventory_of(self, deployment_id: int) -> list[ObjectRef]:
         return sorted(

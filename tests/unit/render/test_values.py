@@ -10,7 +10,13 @@ import pytest
 
 from reconciler.errors import InputError
 from reconciler.render import merge_values
-from tests.unit.render.helpers import CONFIGMAP, configmap_with_data, render_failure, render_one
+from tests.unit.render.helpers import (
+    CONFIGMAP,
+    configmap_with_data,
+    render_failure,
+    render_one,
+    render_templates,
+)
 
 # --------------------------------------------------------------------------------------------
 # merge_values
@@ -156,3 +162,22 @@ def test_templates_cannot_mutate_values() -> None:
     error = render_failure(configmap_with_data("  x: '{{ values.update({\"a\": 1}) }}'\n"))
     assert error.location == "t.yaml.j2:6"
     assert "the template sandbox refused this" in error.message
+
+
+def test_values_parsed_once_are_not_changed_by_a_render() -> None:
+    """Renders sharing a values file each start from the file, whatever the last one merged."""
+    template = CONFIGMAP + "data:\n  size: {{ values.db.size }}\n  extra: '{{ values.db.extra }}'\n"
+    base = "db:\n  size: small\n  extra: none\n"
+    first = render_templates(
+        {"t.yaml.j2": template}, values_base=base, values_override={"db": {"size": "big"}}
+    )
+    second = render_templates({"t.yaml.j2": template}, values_base=base)
+    assert first.objects[0]["data"] == {"size": "big", "extra": "none"}
+    assert second.objects[0]["data"] == {"size": "small", "extra": "none"}
+
+
+def test_a_broken_values_file_is_refused_every_time() -> None:
+    """A values file that does not parse fails each render that uses it, not only the first."""
+    for _ in range(2):
+        failure = render_failure(CONFIGMAP, values_base="a: [unclosed\n")
+        assert "values.yaml" in str(failure)
