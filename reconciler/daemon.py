@@ -114,6 +114,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._forced = asyncio.Event()
         self._database_back = asyncio.Event()
+        self._check_leases = asyncio.Event()
         self._in_flight: dict[int, _InFlight] = {}
         self._repos = self._checkouts(fetcher)
         self._fetched_all = False
@@ -409,18 +410,22 @@ class Daemon:
                 if entry is not None:
                     entry.cancelled = True
         elif not payload.startswith("wake:"):
+            # The payload names no generation, and it may arrive after a claim already read
+            # the generation it announces: ask the database instead of assuming supersession.
             with contextlib.suppress(ValueError):
-                entry = self._in_flight.get(int(payload))
-                if entry is not None:
-                    entry.superseded = True
+                if int(payload) in self._in_flight:
+                    self._check_leases.set()
         self._wake.set()
 
     async def _renew_leases(self) -> None:
         """Keep in-flight leases alive; a row whose generation moved (or that is no longer
-        ours) is superseded, even if its NOTIFY was lost."""
+        ours) is superseded, even if its NOTIFY was lost; a NOTIFY for an in-flight row
+        checks at once."""
         interval = self.settings.lease_s / 3
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_leases.wait(), interval)
+            self._check_leases.clear()
             entries = dict(self._in_flight)
             if not entries:
                 continue

@@ -95,6 +95,24 @@ async def test_notify_supersedes_the_rollout_in_flight() -> None:
     assert loop.store.deployments[row.id].current_image_ref == "web:2"
 
 
+async def test_a_late_notify_for_the_generation_in_flight_does_not_supersede_it() -> None:
+    """A NOTIFY that arrives after the claim already read its generation makes the daemon
+    check the database, and the rollout at that generation goes on (it is not 'superseded')."""
+    loop = Loop(rollout="hold", lease_s=60.0)
+    row = loop.store.add_deployment(project="web", environment="prod", image_ref="web:1")
+    task = asyncio.create_task(loop.daemon.run())
+    await eventually(lambda: loop.store.deployments[row.id].current_status == "syncing")
+    assert loop.listener is not None
+    renewals = loop.store.calls.count("renew_leases")
+    loop.listener.notify(str(row.id))
+    await eventually(lambda: loop.store.calls.count("renew_leases") > renewals)
+    await asyncio.sleep(0.2)  # what a supersession would take to be recorded
+    assert loop.store.history_of(row.id) == []
+    loop.daemon.stop()
+    assert await asyncio.wait_for(task, timeout=5) == 0
+    assert [h.status for h in loop.store.history_of(row.id)] == ["interrupted"]
+
+
 async def test_lease_renewal_supersedes_without_a_notify() -> None:
     """A generation that moved is noticed at lease renewal even when its NOTIFY was lost."""
     loop = Loop(rollout="hold", lease_s=0.3)
