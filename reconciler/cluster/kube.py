@@ -25,6 +25,13 @@ from kubernetes.aio.dynamic.exceptions import ResourceNotFoundError
 
 from reconciler.cluster.api_status import status_message
 from reconciler.cluster.kube_config import load_configuration
+from reconciler.cluster.kube_http import (
+    APPLY_PATCH,
+    MERGE_PATCH,
+    KubeHttp,
+    apply_query,
+    object_path,
+)
 from reconciler.cluster.kube_requests import RequestCounter, retry_after_s
 from reconciler.cluster.server_fields import RESTARTED_AT, strip_server_fields
 from reconciler.cluster.watch_events import read_watch_events
@@ -45,11 +52,6 @@ _RETRY_AFTER_MAX_S = 60.0
 _LIST_PAGE = 500
 
 
-def _raw(_client: object, data: Any) -> Any:
-    """A serializer for the dynamic client that keeps the JSON as plain dicts."""
-    return data
-
-
 class Kube:
     """A connection to one cluster.  Create with :meth:`connect`; close with :meth:`close`."""
 
@@ -65,6 +67,7 @@ class Kube:
     ) -> None:
         self._api = api
         self._dynamic = dynamic
+        self._http = KubeHttp(api)
         self._cache_dir = cache_dir
         self._request_timeout_s = request_timeout_s
         self._max_retries = max_retries
@@ -139,17 +142,13 @@ class Kube:
 
         async def call() -> dict[str, Any]:
             resource = await self._resource(ref.api_version, ref.kind)
-            result: dict[str, Any] = await self._dynamic.server_side_apply(
-                resource,
+            path = object_path(resource, name=ref.name, namespace=ref.namespace, writing=True)
+            result: dict[str, Any] = await self._send(
+                "PATCH",
+                path,
+                query=apply_query(field_manager=field_manager, dry_run=dry_run),
                 body=body,
-                name=ref.name,
-                namespace=ref.namespace if resource.namespaced else None,
-                field_manager=field_manager,
-                force_conflicts=True,
-                dry_run="All" if dry_run else None,
-                serializer=_raw,
-                _request_timeout=self._request_timeout_s,
-                header_params=dict(self._headers),
+                content_type=APPLY_PATCH,
             )
             return result
 
@@ -160,15 +159,9 @@ class Kube:
 
         async def call() -> dict[str, Any] | None:
             resource = await self._resource(ref.api_version, ref.kind)
+            path = object_path(resource, name=ref.name, namespace=ref.namespace)
             try:
-                result: dict[str, Any] = await self._dynamic.get(
-                    resource,
-                    name=ref.name,
-                    namespace=ref.namespace if resource.namespaced else None,
-                    serializer=_raw,
-                    _request_timeout=self._request_timeout_s,
-                    header_params=dict(self._headers),
-                )
+                result: dict[str, Any] = await self._send("GET", path)
             except ApiException as exc:
                 if exc.status == 404:
                     return None
@@ -182,13 +175,9 @@ class Kube:
 
         async def call() -> list[dict[str, Any]]:
             resource = await self._resource("v1", "Pod")
-            result: dict[str, Any] = await self._dynamic.get(
-                resource,
-                namespace=namespace,
-                label_selector=selector,
-                serializer=_raw,
-                _request_timeout=self._request_timeout_s,
-                header_params=dict(self._headers),
+            path = object_path(resource, name=None, namespace=namespace)
+            result: dict[str, Any] = await self._send(
+                "GET", path, query=[("labelSelector", selector)]
             )
             return list(result.get("items") or [])
 
@@ -223,16 +212,28 @@ class Kube:
         self, resource: Any, ref: ObjectRef, body: dict[str, Any], field_manager: str | None
     ) -> None:
         """A merge patch, written as ``field_manager`` (so the watch knows it for ours)."""
-        await self._dynamic.patch(
-            resource,
+        path = object_path(resource, name=ref.name, namespace=ref.namespace, writing=True)
+        query = [("fieldManager", field_manager)] if field_manager is not None else []
+        await self._send("PATCH", path, query=query, body=body, content_type=MERGE_PATCH)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """One request through the lean path, as this connection (impersonation included)."""
+        return await self._http.request(
+            method,
+            path,
+            query=query or (),
             body=body,
-            name=ref.name,
-            namespace=ref.namespace,
-            content_type="application/merge-patch+json",
-            field_manager=field_manager,
-            serializer=_raw,
-            _request_timeout=self._request_timeout_s,
-            header_params=dict(self._headers),
+            content_type=content_type,
+            headers=self._headers,
+            timeout_s=self._request_timeout_s,
         )
 
     async def list_objects(
@@ -267,15 +268,11 @@ class Kube:
     ) -> tuple[dict[str, str], dict[str, Any]]:
         async def call() -> tuple[dict[str, str], dict[str, Any]]:
             resource = await self._resource(api_version, kind)
-            page: dict[str, Any] = await self._dynamic.get(
-                resource,
-                label_selector=label_selector or None,
-                limit=_LIST_PAGE,
-                _continue=token,
-                serializer=_raw,
-                _request_timeout=self._request_timeout_s,
-                header_params=dict(self._headers),
-            )
+            query = [("labelSelector", label_selector)] if label_selector else []
+            query.append(("limit", str(_LIST_PAGE)))
+            if token is not None:
+                query.append(("continue", token))
+            page: dict[str, Any] = await self._send("GET", resource.path(), query=query)
             return {"apiVersion": resource.group_version, "kind": resource.kind}, page
 
         return await self._call(f"list {kind} ({api_version}) ({label_selector})", call)
@@ -330,16 +327,9 @@ class Kube:
 
         async def call() -> bool:
             resource = await self._resource(ref.api_version, ref.kind)
+            path = object_path(resource, name=ref.name, namespace=ref.namespace)
             try:
-                await self._dynamic.delete(
-                    resource,
-                    name=ref.name,
-                    namespace=ref.namespace if resource.namespaced else None,
-                    propagation_policy=propagation,
-                    serializer=_raw,
-                    _request_timeout=self._request_timeout_s,
-                    header_params=dict(self._headers),
-                )
+                await self._send("DELETE", path, query=[("propagationPolicy", propagation)])
             except ApiException as exc:
                 if exc.status == 404:
                     return False

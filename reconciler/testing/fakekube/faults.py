@@ -68,3 +68,4 @@ class RequestRecord:
     dry_run: bool
     duration_s: float = 0.0
     impersonated_user: str | None = None  # the Impersonate-User header, when the client sent one
+    authorization: str | None = None  # the Authorization header (the credentials presented)

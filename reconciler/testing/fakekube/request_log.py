@@ -52,5 +52,6 @@ class RequestRecorder:
                 dry_run=query.get("dryRun") == "All",
                 duration_s=time.time() - self.started,
                 impersonated_user=request.headers.get("Impersonate-User"),
+                authorization=request.headers.get("Authorization"),
             )
         )
