@@ -31,6 +31,7 @@ from reconciler.cluster.kube_http import (
     KubeHttp,
     apply_query,
     object_path,
+    settle_environment,
 )
 from reconciler.cluster.kube_requests import RequestCounter, retry_after_s
 from reconciler.cluster.server_fields import RESTARTED_AT, strip_server_fields
@@ -92,6 +93,7 @@ class Kube:
         """Connect with ``kubeconfig``, else in-cluster config, else ``~/.kube/config``."""
         configuration = await load_configuration(kubeconfig)
         configuration.connection_pool_maxsize = pool_size
+        settle_environment(configuration)  # before the client's rest client reads the proxy
         api = ApiClient(configuration=configuration)
         # A discovery cache per connection: the client's default file is shared by every
         # process that talks to the same host, and would go stale across test servers.

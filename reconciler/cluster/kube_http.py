@@ -15,6 +15,10 @@ query and headers itself and reuses of the client everything that carries its co
 * ``ApiClient.rest_client.request`` and so its one aiohttp session: the TLS context (CA,
   client certificate, verification), proxy, SNI name, ``trace_configs`` (the request metrics,
   see ``kube_requests``), its retry options, and the body's JSON encoding;
+* the proxy the environment names (``HTTPS_PROXY``, ``NO_PROXY``, ...), as the session's
+  ``trust_env`` finds it, but found once (:func:`settle_environment`) rather than on every
+  request, where aiohttp looks it up (and ``~/.netrc``) in a worker thread, two thread hops a
+  request;
 * failures raised as the dynamic client raises them: ``ApiException.from_response`` turned
   into the dynamic client's error class (``api_exception``), with status, reason, body and
   headers.
@@ -26,9 +30,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from kubernetes.aio.client import ApiClient
+from aiohttp.helpers import get_env_proxy_for_url
+from kubernetes.aio.client import ApiClient, Configuration
 from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
+from yarl import URL
 
 _dynamic_error: Any = api_exception  # untyped in the client
 
@@ -78,6 +84,24 @@ class KubeHttp:
             await response.read()
             raise _client_error(response)
         return await response.response.json()
+
+
+def settle_environment(configuration: Configuration) -> None:
+    """Resolve once what the client's session (``trust_env``) would look up on every request:
+    the environment's proxy for the API server, unless the kubeconfig names one.  Its netrc
+    lookup is dropped: the bearer token is sent as a header, which aiohttp refuses to combine
+    with netrc credentials anyway, and Kubernetes clients (kubectl) do not read netrc."""
+    if configuration.proxy is None:
+        try:
+            proxy, proxy_auth = get_env_proxy_for_url(URL(configuration.host))
+        except LookupError:  # no proxy for this host (none set, or NO_PROXY)
+            pass
+        else:
+            configuration.proxy = str(proxy)
+            if proxy_auth is not None and not configuration.proxy_headers:
+                configuration.proxy_headers = {"Proxy-Authorization": proxy_auth.encode()}
+    extra: Any = configuration.client_session_kwargs or {}
+    configuration.client_session_kwargs = {**extra, "trust_env": False}
 
 
 def object_path(

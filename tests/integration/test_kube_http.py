@@ -315,3 +315,26 @@ async def test_requests_are_counted_by_verb_and_status(
         ("patch", 500),
         ("patch", 500),
     ]
+
+
+async def test_the_environment_proxy_carries_the_requests(
+    fakekube: FakeKube,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY is honoured as the client's session honours it: here fakekube is the proxy
+    of an API server whose name does not resolve, so only a proxied request reaches it."""
+    config = yaml.safe_load(fakekube.write_kubeconfig(tmp_path / "kubeconfig").read_text())
+    config["clusters"][0]["cluster"]["server"] = "http://api.fakekube.invalid"
+    path = tmp_path / "proxied-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", fakekube.url)
+    kube = await Kube.connect(kubeconfig=str(path), max_retries=0)
+    try:
+        stored = await kube.apply(configmap("cm"), field_manager=MANAGER)
+    finally:
+        await kube.close()
+    assert stored["metadata"]["name"] == "cm"
+    assert len(object_requests(fakekube, "PATCH")) == 1
