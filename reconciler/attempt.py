@@ -25,6 +25,7 @@ from reconciler import decide
 from reconciler.admission import admit_by_policy, ownership_error
 from reconciler.cluster import apply as apply_stage
 from reconciler.cluster.health import HealthStatus
+from reconciler.cluster.namespaces import KnownNamespaces, seen_by
 from reconciler.errors import (
     DatabaseError,
     HealthError,
@@ -103,6 +104,8 @@ class Hooks:
     """The ops repo at a given commit (a rollback renders the commit that was healthy)."""
     finished: Callable[[str, str, float], None] = _not_counted
     """Called as the attempt ends with its action, outcome and seconds taken (the metrics)."""
+    namespaces: KnownNamespaces | None = None
+    """The namespaces the daemon's applies saw; None: apply the Namespace every attempt."""
 
 
 async def run_attempt(
@@ -177,6 +180,8 @@ class Attempt(Recorder):
     """What the deployment owned before this attempt's render was admitted."""
     claims: list[ObjectRef] = field(default_factory=list)
     """The inventory rows the admitted objects need, claimed as the attempt starts."""
+    user: str | None = None
+    """Who the cluster requests are made as (None: the daemon itself)."""
 
     async def run(self) -> Outcome:
         try:
@@ -276,6 +281,7 @@ class Attempt(Recorder):
         )
         if rules.impersonated_user is not None:
             self.cluster = self.cluster.impersonating(rules.impersonated_user)
+        self.user = rules.impersonated_user
         if self.verb is not Verb.STOP:
             refuse_pruning_everything(
                 self.d,
@@ -382,6 +388,7 @@ class Attempt(Recorder):
             objects=objects,
             namespace=self.d.namespace,
             field_manager=self.options.field_manager,
+            known=seen_by(self.hooks.namespaces, self.user),
         )
         refs = [ObjectRef.from_object(o) for o in objects]
         self.applied_objects = tuple(refs)

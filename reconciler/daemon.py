@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
 from reconciler.checkouts import Checkouts
+from reconciler.cluster.namespaces import KnownNamespaces
 from reconciler.db import NOTIFY_CHANNEL, Listener, Store
 from reconciler.decide import RetryPolicy
 from reconciler.deliveries import Deliverer, deliverer_for
@@ -108,6 +109,7 @@ class Daemon:
             self_heal=settings.self_heal,
         )
         self.live = live
+        self._namespaces = KnownNamespaces()
         self.observer: Observer | None = None
         self._listener = listener or self._default_listener
         self._wake = asyncio.Event()
@@ -328,6 +330,7 @@ class Daemon:
             applied=applied,
             checkout_at=self._checkout_at(repo),
             finished=self.metrics.reconciled,
+            namespaces=self._namespaces,
         )
         task = asyncio.create_task(
             self._attempt(

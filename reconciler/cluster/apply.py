@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.errors import kubernetes_error
+from reconciler.cluster.namespaces import SeenNamespaces, may_be_missing_namespace
+from reconciler.errors import KubernetesError, kubernetes_error
 from reconciler.model import ObjectRef
 from reconciler.ports import Cluster
 from reconciler.retry import poll_until
@@ -88,22 +89,31 @@ async def apply_all(
     namespace: str,
     field_manager: str,
     crd_timeout_s: float = 60.0,
+    known: SeenNamespaces | None = None,
 ) -> list[dict[str, Any]]:
-    """Server-side apply every object, phase by phase, creating ``namespace`` if needed.
-    Returns the objects as the server stored them, in the order of ``objects``."""
+    """Server-side apply every object, phase by phase, creating ``namespace`` if needed (not
+    asked again when ``known`` holds it: then a refusal saying it is gone applies it and tries
+    that phase once more).  Returns the objects as the server stored them, in the order of
+    ``objects``."""
     phases = apply_phases(objects)
-    if not any(o.get("metadata", {}).get("name") == namespace for o in phases[0]):
-        await kube.apply(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-            field_manager=field_manager,
-        )
+    implicit = not any(o.get("metadata", {}).get("name") == namespace for o in phases[0])
+    skipped = implicit and known is not None and known.holds(namespace)
+    if implicit and not skipped:
+        await _apply_namespace(kube, namespace, field_manager=field_manager, known=known)
     stored: dict[int, dict[str, Any]] = {}
     for index, phase in enumerate(phases):
         if not phase:
             continue
-        results = await asyncio.gather(
-            *(kube.apply(obj, field_manager=field_manager) for obj in phase)
-        )
+        try:
+            results = await _apply_phase(kube, phase, field_manager=field_manager)
+        except KubernetesError as exc:
+            if not (skipped and known is not None and may_be_missing_namespace(exc)):
+                raise
+            # Deleted since this daemon last saw it: create it, as every attempt once did.
+            skipped = False
+            known.forget(namespace)
+            await _apply_namespace(kube, namespace, field_manager=field_manager, known=known)
+            results = await _apply_phase(kube, phase, field_manager=field_manager)
         stored.update((id(obj), result) for obj, result in zip(phase, results, strict=True))
         if index == CRD_PHASE:
             await asyncio.gather(
@@ -111,6 +121,26 @@ async def apply_all(
             )
             await kube.refresh_discovery()
     return [stored[id(obj)] for obj in objects]
+
+
+async def _apply_namespace(
+    kube: Cluster, namespace: str, *, field_manager: str, known: SeenNamespaces | None
+) -> None:
+    """The deployment's Namespace, bare (the render does not hold it)."""
+    await kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        field_manager=field_manager,
+    )
+    if known is not None:
+        known.remember(namespace)
+
+
+async def _apply_phase(
+    kube: Cluster, phase: Sequence[Mapping[str, Any]], *, field_manager: str
+) -> list[dict[str, Any]]:
+    return list(
+        await asyncio.gather(*(kube.apply(obj, field_manager=field_manager) for obj in phase))
+    )
 
 
 async def _wait_established(kube: Cluster, crd: Mapping[str, Any], *, timeout_s: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.cluster.label_selector import Selector
 from reconciler.cluster.live_store import group_of
+from reconciler.errors import kubernetes_error
 from reconciler.model import ObjectRef
 
 CLUSTER_SCOPED = frozenset(
@@ -28,10 +29,12 @@ def _entry(manager: str, operation: str, subresource: str | None = None) -> dict
 class InMemoryCluster:
     """:class:`reconciler.ports.Cluster` over a dict.  ``rollout`` says how applied workloads
     behave: ``healthy`` at once, ``hold`` (progressing for ever) or ``deadline`` (degraded with
-    ProgressDeadlineExceeded)."""
+    ProgressDeadlineExceeded).  With ``namespaces_enforced`` a namespaced object needs its
+    Namespace, as on a real cluster (off by default: most tests place objects anywhere)."""
 
-    def __init__(self, *, rollout: str = "healthy") -> None:
+    def __init__(self, *, rollout: str = "healthy", namespaces_enforced: bool = False) -> None:
         self.rollout = rollout
+        self.namespaces_enforced = namespaces_enforced
         self.objects: dict[ObjectRef, dict[str, Any]] = {}
         self.applied: list[ObjectRef] = []
         self.scaled: list[tuple[ObjectRef, int]] = []
@@ -60,6 +63,7 @@ class InMemoryCluster:
             await self.applies_open.wait()
         finally:
             self.applying -= 1
+        self._check_namespace(ref)
         live: dict[str, Any] = json.loads(json.dumps(obj))
         live.setdefault("metadata", {})["generation"] = 1
         if obj.get("kind") == "Deployment":
@@ -74,6 +78,18 @@ class InMemoryCluster:
         self.applied.append(ref)
         self.applied_as.append((ref, self.user))
         return live
+
+    def _check_namespace(self, ref: ObjectRef) -> None:
+        """404 NotFound for an object of a namespace that does not exist, as the apiserver's
+        NamespaceLifecycle admission answers (``namespaces "X" not found``)."""
+        if not self.namespaces_enforced or ref.kind in CLUSTER_SCOPED or not ref.namespace:
+            return
+        if ObjectRef("v1", "Namespace", ref.namespace, None) not in self.objects:
+            raise kubernetes_error(
+                f'apply {ref}: 404 NotFound: namespaces "{ref.namespace}" not found',
+                status=404,
+                reason="NotFound",
+            )
 
     def _deployment_status(self, live: Mapping[str, Any]) -> dict[str, Any]:
         replicas = int((live.get("spec") or {}).get("replicas", 1))
@@ -133,6 +149,10 @@ class InMemoryCluster:
             return False
         self.deleted.append(ref)
         self._changed("DELETED", live)
+        if ref.kind == "Namespace":
+            # Its content goes with it (at once: no terminating phase here).
+            for inside in [r for r in self.objects if r.namespace == ref.name]:
+                self._changed("DELETED", self.objects.pop(inside))
         return True
 
     async def list_objects(
