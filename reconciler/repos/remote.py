@@ -10,7 +10,9 @@ of a path is three processes (git, the shell its local transport starts, ``git-u
 about four times the CPU, and the daemon asks every ops repo in use every check interval.  The
 repository is the one ``git-upload-pack`` would serve (``<path>/.git``, else ``<path>`` as a
 bare repository; git finds it, never climbing above ``<path>``); when git finds none there, or
-fails, ``ls-remote`` answers instead, so its answer or its error stays the one given.
+fails, ``ls-remote`` answers instead, so its answer or its error stays the one given.  One
+difference remains: a branch the remote hides from fetchers (``uploadpack.hideRefs``) is seen;
+the fetch that follows then fails as a missing branch would.
 """
 
 from __future__ import annotations
