@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import socket
 import statistics
@@ -220,10 +221,13 @@ def _breakdown(name: str, events: list[dict[str, Any]]) -> None:
         )
 
 
-async def _idle_cpu_s(daemon: DaemonProcess, *, window_s: float) -> float:
+async def _idle_cpu_s(daemon: DaemonProcess, *, window_s: float) -> tuple[float, float]:
+    """CPU seconds of the daemon's tree over an idle window: in all, and in its own process
+    (its Python; the rest is its children: git and the render workers)."""
     before = tree_cpu(daemon.pid)
     await asyncio.sleep(window_s)
-    return (tree_cpu(daemon.pid) - before).total_s
+    spent = tree_cpu(daemon.pid) - before
+    return spent.total_s, spent.main_s
 
 
 async def _cost(arguments: argparse.Namespace) -> dict[str, float]:
@@ -252,7 +256,9 @@ async def _cost(arguments: argparse.Namespace) -> dict[str, float]:
                     await pipeline.wait_converged(image_ref="reg.bench/a:1", timeout_s=180)
                     await asyncio.sleep(POLL_INTERVAL_S + 2)  # past the first round of checks
                     say(f"cost: {phase}, {window_s:g} s idle")
-                    shares[phase] = await _idle_cpu_s(daemon, window_s=window_s) / window_s
+                    total_s, own_s = await _idle_cpu_s(daemon, window_s=window_s)
+                    shares[phase] = total_s / window_s
+                    shares[f"{phase}_daemon"] = own_s / window_s
     return shares
 
 
@@ -276,12 +282,18 @@ def _report(
     result_line("idle CPU, 20 repos checked every 10 s", f"{cost['checks'] * 100:.2f} % of a core")
     result_line("idle CPU, no head checks", f"{cost['no_checks'] * 100:.2f} % of a core")
     result_line("detection alone", f"{detection * 100:.2f} % (goal <= {GOAL_CPU_SHARE * 100:g} %)")
-    met = (
-        p50 <= GOAL_WEBHOOK_P50_MS
-        and poll_max_s <= POLL_INTERVAL_S + GOAL_POLL_SLACK_S
-        and detection <= GOAL_CPU_SHARE
+    own = cost["checks_daemon"] - cost["no_checks_daemon"]
+    result_line(
+        "of which daemon's process / children (git)",
+        f"{own * 100:.2f} % / {(detection - own) * 100:.2f} %",
     )
-    result_line("goals met", "yes" if met else "NO")
+    # A part not run (--only) is not judged: NaN.
+    met = not (
+        p50 > GOAL_WEBHOOK_P50_MS
+        or poll_max_s > POLL_INTERVAL_S + GOAL_POLL_SLACK_S
+        or detection > GOAL_CPU_SHARE
+    )
+    result_line("goals met (of the parts run)", "yes" if met else "NO")
     return {
         "bench": "git_freshness",
         "webhook_ms": {
@@ -311,7 +323,7 @@ async def _run(arguments: argparse.Namespace) -> dict[str, Any]:
     cost = (
         await _cost(arguments)
         if only in (None, "cost")
-        else {"checks": float("nan"), "no_checks": float("nan")}
+        else dict.fromkeys(("checks", "no_checks", "checks_daemon", "no_checks_daemon"), math.nan)
     )
     return _report(webhook, poll, cost, machine=machine)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 from reconciler.errors import InputError
 
-__all__ = ["redact", "redact_url", "validate_repo_url"]
+__all__ = ["local_path", "redact", "redact_url", "validate_repo_url"]
 
 _ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
 _SCHEME_PATTERN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
@@ -154,6 +155,24 @@ def validate_repo_url(url: str) -> None:
         _refuse_option_like(url.split(":", 1)[0], shown=shown)
         return
     raise InputError(f"the ops repo URL {shown!r} is not a git URL; {accepted}")
+
+
+def local_path(url: str) -> str | None:
+    """The directory git's local transport reads for ``url`` (a valid repo URL), or None when
+    git would reach it over the network (https, ssh, git://, scp-like) or this cannot tell.
+
+    An absolute path is local to git (no ``:`` before its first ``/``).  ``file:///<path>`` is
+    percent-decoded as git decodes it; ``file://<host>/...`` (git ignores the host) and a path
+    decoding to a NUL are left to git.  ``~`` is never expanded: git expands it only at the
+    start of a path, and every path accepted here starts with ``/``.
+    """
+    if url.startswith("/"):
+        return url
+    scheme_match = _SCHEME_PATTERN.match(url)
+    if scheme_match is None or scheme_match[1] != "file" or not scheme_match[2].startswith("/"):
+        return None
+    path = os.fsdecode(unquote_to_bytes(scheme_match[2]))
+    return None if "\0" in path else path
 
 
 def _refuse_option_like(authority: str, *, shown: str) -> None:

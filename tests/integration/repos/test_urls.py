@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.errors import InputError
-from reconciler.repos.urls import redact, redact_url, validate_repo_url
+from reconciler.repos.urls import local_path, redact, redact_url, validate_repo_url
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,26 @@ def test_validate_repo_url_never_echoes_credentials() -> None:
 
     assert "hunter2-secret" not in str(caught.value)
     assert "ftp://***@host/ops.git" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/srv/git/ops.git", "/srv/git/ops.git"),
+        ("/srv/a:b/ops.git", "/srv/a:b/ops.git"),
+        ("file:///srv/git/ops.git", "/srv/git/ops.git"),
+        ("file:///srv/my%20ops%2Bx.git", "/srv/my ops+x.git"),
+        ("file:///srv/~deploy/ops.git", "/srv/~deploy/ops.git"),
+        ("file:///srv/bad%00.git", None),
+        ("file://localhost/srv/ops.git", None),
+        ("https://host/ops.git", None),
+        ("ssh://git@host/ops.git", None),
+        ("git://host/ops.git", None),
+        ("git@github.com:acme/ops.git", None),
+    ],
+)
+def test_local_path_is_the_directory_git_reads_locally(url: str, expected: str | None) -> None:
+    """Paths and file:/// URLs (percent-decoded, no ~ expansion) are local; a NUL, a file://
+    host and every network URL are not."""
+    validate_repo_url(url)
+    assert local_path(url) == expected
