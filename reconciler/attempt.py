@@ -157,6 +157,7 @@ async def run_attempt(
     emit = bound.warning if outcome.status in _WORTH_A_WARNING else bound.info
     emit(
         "reconcile",
+        action=str(attempt.verb),
         status=outcome.status,
         image_ref=attempt.image_ref,
         sha=attempt.checkout.sha,
@@ -206,6 +207,7 @@ class Attempt(Recorder):
         if isinstance(prepared, Outcome):
             return prepared
         self.digest = prepared.digest
+        self.verb = decide.verb_after_render(self.d, verb=self.verb, digest=prepared.digest)
         if self.verb is not Verb.HEAL and not decide.needs_apply(
             self.d, verb=self.verb, digest=prepared.digest
         ):

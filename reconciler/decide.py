@@ -72,6 +72,16 @@ def needs_apply(deployment: Deployment, *, verb: Verb, digest: str) -> bool:
     return not (deployment.current_status in LIVE_STATUSES and deployment.applied_digest == digest)
 
 
+def verb_after_render(deployment: Deployment, *, verb: Verb, digest: str) -> Verb:
+    """A heal whose render is not what is applied deploys instead: a commit changed the
+    manifests since the last apply, and a heal only compares the live objects with the new
+    render, so finding no drift there would record the new commit as applied with nothing of
+    it (a pruned file, say) on the cluster.  A deploy re-applies everything, so it heals too."""
+    if verb is Verb.HEAL and deployment.applied_digest != digest:
+        return Verb.DEPLOY
+    return verb
+
+
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """Exponential backoff with jitter, bounded attempts."""

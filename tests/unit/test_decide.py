@@ -14,6 +14,7 @@ from reconciler.decide import (
     failures_before,
     is_new_generation,
     needs_apply,
+    verb_after_render,
     verb_for,
 )
 from reconciler.model import Deployment
@@ -113,3 +114,12 @@ def test_permanent_failure_is_never_retried() -> None:
     """A permanent failure parks at once."""
     policy = RetryPolicy(max_attempts=5, base_s=10, max_s=600)
     assert policy.after_failure(failures_before=0, permanent=True) == (1, None)
+
+
+def test_a_heal_whose_render_is_not_applied_deploys() -> None:
+    """A heal rendering other manifests than the applied ones (a new commit) deploys them;
+    one rendering the applied manifests stays a heal, and other verbs are untouched."""
+    d = _deployment(heal_requested_at=NOW)
+    assert verb_after_render(d, verb=Verb.HEAL, digest="d2") is Verb.DEPLOY
+    assert verb_after_render(d, verb=Verb.HEAL, digest="d1") is Verb.HEAL
+    assert verb_after_render(d, verb=Verb.STOP, digest="d2") is Verb.STOP
