@@ -36,6 +36,8 @@ from kubernetes.aio.client.exceptions import ApiException
 from kubernetes.aio.dynamic.exceptions import api_exception
 from yarl import URL
 
+from reconciler import jsoncodec
+
 _dynamic_error: Any = api_exception  # untyped in the client
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -80,10 +82,11 @@ class KubeHttp:
         response = await rest.request(
             method, url, headers=sent, body=body, _request_timeout=timeout_s
         )
+        data = await response.read()
         if not 200 <= response.status <= 299:
-            await response.read()
             raise _client_error(response)
-        return await response.response.json()
+        # as aiohttp's ``json()`` answers: None for an empty body, ValueError for one not JSON
+        return jsoncodec.loads(data) if data.strip() else None
 
 
 def settle_environment(configuration: Configuration) -> None:

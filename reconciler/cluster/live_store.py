@@ -9,11 +9,11 @@ against 700 MB as dicts (bench/live_cache_memory.py), and every reader gets its 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler import jsoncodec
 from reconciler.cluster.label_selector import Selector
 from reconciler.model import ObjectRef
 
@@ -32,7 +32,12 @@ class Change:
     type: str
     ref: ObjectRef
     obj: dict[str, Any] | None
-    old: dict[str, Any] | None
+    previous: _Entry | None
+
+    @property
+    def old(self) -> dict[str, Any] | None:
+        """A copy of the previous state, decoded when asked for: most readers never ask."""
+        return self.previous.decode() if self.previous is not None else None
 
 
 def group_of(api_version: str) -> str:
@@ -94,12 +99,12 @@ class _Entry:
         return cls(
             version=resource_version(obj),
             labels=dict(labels) if isinstance(labels, Mapping) else {},
-            encoded=json.dumps(obj, separators=(",", ":")).encode("ascii"),
+            encoded=jsoncodec.dumps(obj),
         )
 
     def decode(self) -> dict[str, Any]:
         """A fresh copy of the object (the caller may keep or change it)."""
-        obj: dict[str, Any] = json.loads(self.encoded)
+        obj: dict[str, Any] = jsoncodec.loads(self.encoded)
         return obj
 
 
@@ -153,7 +158,7 @@ class ObjectTable:
         if old is None:
             self.size += 1
             return Change("ADDED", self._ref(group_kind, where), obj, None)
-        return Change("MODIFIED", self._ref(group_kind, where), obj, old.decode())
+        return Change("MODIFIED", self._ref(group_kind, where), obj, old)
 
     def remove(self, group_kind: GroupKind, obj: Mapping[str, Any]) -> Change | None:
         """Forget ``obj``; the DELETED change, or None when it was not cached."""
@@ -168,7 +173,7 @@ class ObjectTable:
         if objects is not None and not objects:
             del self._kinds[group_kind][namespace]
         self.size -= 1
-        return Change("DELETED", self._ref(group_kind, where), None, old.decode())
+        return Change("DELETED", self._ref(group_kind, where), None, old)
 
     def remove_except(self, group_kind: GroupKind, kept: set[tuple[str, str]]) -> Iterator[Change]:
         """Forget every object of ``group_kind`` whose (namespace, name) is not in ``kept``

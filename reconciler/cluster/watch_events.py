@@ -6,12 +6,12 @@ decoding, and what an ERROR event turns into, need no client to test.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
 
+from reconciler import jsoncodec
 from reconciler.errors import KubernetesError, kubernetes_error
 
 WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
@@ -26,7 +26,7 @@ def decode_watch_line(line: bytes, *, what: str) -> dict[str, Any]:
     raises a transient one (status 0), since reconnecting is the only remedy.
     """
     try:
-        event = json.loads(line)
+        event = jsoncodec.loads(line)
     except ValueError:
         raise _malformed(what, line) from None
     if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
