@@ -215,19 +215,29 @@ class Observer:
             return
         watched = {d.id: d for d in await self.store.watched_among(sorted(ids))}
         inventory = await self.store.inventory_among(sorted(ids))
-        self.owner_of = {k: v for k, v in self.owner_of.items() if v not in ids}
         for deployment_id in ids:
-            self.refs_of.pop(deployment_id, None)
-            self.deployments.pop(deployment_id, None)
+            self._forget(deployment_id)
         for owner, ref in inventory:
             self.owner_of[key_of(ref)] = owner
             self.refs_of.setdefault(owner, []).append(ref)
             self.cache.track(ref.api_version, ref.kind)
-        self._set_deployments([*self.deployments.values(), *watched.values()])
+        for deployment in watched.values():
+            self.deployments[deployment.id] = deployment
+            self.by_name[(deployment.project, deployment.environment)] = deployment.id
         for deployment_id in ids & watched.keys():
             self._health.add(deployment_id)
             # A change that arrived before the inventory was known here is caught now.
             self._check_all(deployment_id)
+
+    def _forget(self, deployment_id: int) -> None:
+        """Drop what is known of one deployment (its objects, its row), touching only its own
+        entries: a reload after each attempt must not cost a pass over every deployment."""
+        for ref in self.refs_of.pop(deployment_id, []):
+            if self.owner_of.get(key_of(ref)) == deployment_id:
+                del self.owner_of[key_of(ref)]
+        gone = self.deployments.pop(deployment_id, None)
+        if gone is not None and self.by_name.get((gone.project, gone.environment)) == deployment_id:
+            del self.by_name[(gone.project, gone.environment)]
 
     def _check_all(self, deployment_id: int) -> None:
         if self.in_flight(deployment_id):

@@ -159,6 +159,21 @@ async def test_a_degraded_pod_degrades_then_recovery_heals_the_status(watched: W
     assert rows[-2:] == [("health", "degraded"), ("health", "healthy")]
 
 
+async def test_a_reload_after_an_attempt_forgets_only_what_it_dropped(watched: Watched) -> None:
+    """After an attempt that dropped an object from the inventory, the observer no longer
+    owns that object, still owns the rest, and still knows the deployment."""
+    row_id = watched.world.row.id
+    await watched.world.store.forget_objects(deployment_id=row_id, refs=[CONFIG])
+    watched.observer.attempt_done(row_id)
+    await watched.observer.handle_pending()
+    assert watched.observer.refs_of[row_id] == [DEPLOYMENT]
+    await watched.world.cluster.delete(CONFIG)
+    await asyncio.sleep(0.3)
+    assert not watched.heal_asked
+    assert row_id in watched.observer.deployments
+    assert watched.observer.by_name[("web", "prod")] == row_id
+
+
 async def test_the_start_finds_what_changed_while_it_was_away() -> None:
     """A daemon starting finds an owned object missing (deleted while it was down)."""
     world = World()
