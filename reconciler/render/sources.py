@@ -133,7 +133,7 @@ def _check_budget(files: list[Path], *, root: Path, project: str) -> None:
     total = 0
     for file in files:
         try:
-            resolved = file.resolve()
+            resolved = _resolve_entry(file)
             if resolved.is_relative_to(root) and resolved.is_file():
                 total += resolved.stat().st_size
         except OSError:
@@ -189,6 +189,12 @@ def _is_template_name(name: str) -> bool:
     return not is_values_file
 
 
+def _resolve_entry(file: Path) -> Path:
+    """``file.resolve()`` for a file of the resolved project directory: the file itself unless
+    it is a symlink (one lstat, where resolving looks at every component of the path)."""
+    return file.resolve() if file.is_symlink() else file
+
+
 def _read_optional(file: Path, root: Path, project_dir: str) -> str | None:
     # a dangling symlink is reported by _read_source, not taken for a missing file
     if not file.is_symlink() and not file.exists():
@@ -199,7 +205,7 @@ def _read_optional(file: Path, root: Path, project_dir: str) -> str | None:
 def _read_source(file: Path, *, root: Path, project_dir: str) -> str:
     """Read one template or values file, within the checkout and the size limit."""
     where = f"in project directory {project_dir}"
-    resolved = file.resolve()
+    resolved = _resolve_entry(file)
     if not resolved.is_relative_to(root):
         raise RenderError(
             f"resolves outside the ops repo checkout (a symlink?); refusing to read it ({where})",
