@@ -99,7 +99,7 @@ class _Entry:
         return cls(
             version=resource_version(obj),
             labels=dict(labels) if isinstance(labels, Mapping) else {},
-            encoded=jsoncodec.dumps(obj),
+            encoded=jsoncodec.dumps_decoded(obj),
         )
 
     def decode(self) -> dict[str, Any]:

@@ -43,10 +43,21 @@ def test_what_orjson_cannot_encode_falls_back() -> None:
 
 
 def test_what_orjson_cannot_decode_falls_back() -> None:
-    """Text the standard library accepts beyond strict JSON (NaN, a lone surrogate) decodes."""
-    decoded = jsoncodec.loads('{"a": NaN, "s": "\\ud800"}')
-    assert math.isnan(decoded["a"])
-    assert decoded["s"] == "\ud800"
+    """A lone surrogate escape, which orjson refuses, decodes as json.loads decodes it."""
+    assert jsoncodec.loads('{"s": "\\ud800"}') == {"s": "\ud800"}
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN, "s": "\\ud800"}', "[Infinity]", b"-Infinity"])
+def test_non_finite_constants_are_refused(text: str | bytes) -> None:
+    """NaN and Infinity are not JSON: refused, even in text that needs the fallback."""
+    with pytest.raises(ValueError):
+        jsoncodec.loads(text)
+
+
+def test_decoded_values_encode_as_dumps_does() -> None:
+    """dumps_decoded gives dumps' answer for what loads returns, fallbacks included."""
+    for value in (DEPLOYMENT, {"s": "\ud800"}, {"big": 2**70}):
+        assert json.loads(jsoncodec.dumps_decoded(value)) == value
 
 
 def test_invalid_json_raises_value_error() -> None:
