@@ -1,7 +1,7 @@
 """The daemon's side of ``deployments``: the lease and attempt state machine.
 
 The daemon never keeps a transaction open while it talks to Kubernetes: it claims work in a short
-transaction (``FOR UPDATE SKIP LOCKED`` plus a lease), and records the outcome of an attempt, with
+statement (``FOR UPDATE SKIP LOCKED`` plus a lease), and records the outcome of an attempt, with
 its history row, in another.  Every transition after the claim is guarded by the claim, so a
 daemon whose lease was taken over writes nothing.
 """
@@ -43,7 +43,7 @@ class Attempts(Inventory):
         and so are rows another transaction holds (SKIP LOCKED), so daemons never share work.
 
         A claimed row still carrying an attempt (its daemon died mid-rollout) gets that attempt
-        closed as 'interrupted' in the same transaction, so it is closed exactly once.  A daemon
+        closed as 'interrupted' in the same statement, so it is closed exactly once.  A daemon
         restarted under the same ``daemon_id`` takes its own rows back at once; ``in_flight``
         names the rows this daemon is working on now, which it must not take again.
         """
