@@ -64,9 +64,35 @@ class Checkouts:
         self._checkouts: dict[int, Checkout] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._syncs: dict[int, asyncio.Task[Checkout]] = {}
+        self._in_use: list[OpsRepo] = []
+        self._in_use_read_at: float | None = None
+        """``time.monotonic()`` when ``_in_use`` was read; None: read it at the next pass."""
         self.forced: set[int] = set()
         """Repos to fetch at the next pass: a NOTIFY (``ops-repo sync``, a changed URL or
         branch) or a webhook asked."""
+
+    async def in_use(self, *, fresh: bool = False) -> list[OpsRepo]:
+        """The ops repos some deployment uses, read again only when a pass needs the rows:
+        ``fresh``, a fetch forced (a NOTIFY, a webhook), a head check due, or a check interval
+        since the last read (a repo newly in use; a claim of its deployment reads its row
+        anyway).  A busy daemon passes after every apply and every finish: most passes would
+        read the same rows to do nothing with them."""
+        read_at = self._in_use_read_at
+        if (
+            fresh
+            or read_at is None
+            or self.forced
+            or self.check_due_in(self._in_use) <= 0
+            or time.monotonic() - read_at >= self._check_interval_s
+        ):
+            self._in_use = await self._store.ops_repos_in_use()
+            self._in_use_read_at = time.monotonic()
+        return self._in_use
+
+    def forget_in_use(self) -> None:
+        """Read the repos in use at the next pass (the LISTEN connection came back: changes
+        may have gone unannounced)."""
+        self._in_use_read_at = None
 
     def force(self, repo_id: int) -> None:
         """Fetch this repo at the next pass, whatever its head (a NOTIFY, a webhook)."""

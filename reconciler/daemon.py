@@ -279,7 +279,7 @@ class Daemon:
         """Start syncs of due repos, claim what fits in the free slots, start it.  Returns
         how many were claimed."""
         began = time.perf_counter()
-        self._in_use = await self.store.ops_repos_in_use()
+        self._in_use = await self._repos.in_use(fresh=self._once)
         # `run --once` fetches every repo it may render from before it decides anything.
         fetch_all = self._once and not self._fetched_all
         synced = await self._repos.start_syncs(self._in_use, wait=self._once, fetch_all=fetch_all)
@@ -397,6 +397,7 @@ class Daemon:
     def _on_listening(self) -> None:
         # NOTIFYs sent while the connection was down are gone: look at the database once now.
         log.info("listening", channel=NOTIFY_CHANNEL)
+        self._repos.forget_in_use()
         self._database_back.set()
         self._wake.set()
 

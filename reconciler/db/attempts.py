@@ -1,7 +1,7 @@
 """The daemon's side of ``deployments``: the lease and attempt state machine.
 
 The daemon never keeps a transaction open while it talks to Kubernetes: it claims work in a short
-transaction (``FOR UPDATE SKIP LOCKED`` plus a lease), and records the outcome of an attempt, with
+statement (``FOR UPDATE SKIP LOCKED`` plus a lease), and records the outcome of an attempt, with
 its history row, in another.  Every transition after the claim is guarded by the claim, so a
 daemon whose lease was taken over writes nothing.
 """
@@ -43,7 +43,7 @@ class Attempts(Inventory):
         and so are rows another transaction holds (SKIP LOCKED), so daemons never share work.
 
         A claimed row still carrying an attempt (its daemon died mid-rollout) gets that attempt
-        closed as 'interrupted' in the same transaction, so it is closed exactly once.  A daemon
+        closed as 'interrupted' in the same statement, so it is closed exactly once.  A daemon
         restarted under the same ``daemon_id`` takes its own rows back at once; ``in_flight``
         names the rows this daemon is working on now, which it must not take again.
         """
@@ -52,20 +52,12 @@ class Attempts(Inventory):
             "limit": limit,
             "lease_s": lease_s,
             "in_flight": list(in_flight),
+            "message": _INTERRUPTED,
         }
-        async with self._raw_tx() as conn:
-            claimed = (await conn.execute(query("claim"), params)).all()
-            if not claimed:
-                return []
-            for row in claimed:
-                if row.attempt_started_at is not None:
-                    await conn.execute(
-                        query("close_interrupted"),
-                        {"id": row.id, "daemon": row.previous_owner, "message": _INTERRUPTED},
-                    )
-            found = await conn.execute(
-                query("claimed_deployments"), {"ids": [r.id for r in claimed]}
-            )
+        # One statement (the claim, the closes and the rows as they are after), so no BEGIN
+        # and COMMIT: a pass that finds nothing costs the server one statement.
+        async with self._raw_once() as conn:
+            found = await conn.execute(query("claim_closing_interrupted"), params)
             return [rows.deployment(r) for r in found]
 
     async def renew_leases(
@@ -76,7 +68,7 @@ class Attempts(Inventory):
         if not ids:
             return {}
         params = {"ids": list(ids), "daemon_id": daemon_id, "lease_s": lease_s}
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             renewed = await conn.execute(query("renew_leases"), params)
             return {r.id: r.generation for r in renewed}
 
@@ -149,14 +141,24 @@ class Attempts(Inventory):
             "values_override": json.dumps(values_override),
             "generation": generation,
         }
+        keys = object_keys(refs)
+        params |= {**keys, "versions": [r.api_version for r in refs]}
+        statement = query("start_attempt_claiming")
         try:
-            async with self._raw_tx() as conn:
-                row = (await conn.execute(query("start_attempt"), params)).one_or_none()
-                if row is None:
-                    raise Taken([])  # the claim was lost: nothing is claimed either
-                await self._claim_in(conn, deployment_id=deployment_id, refs=refs)
+            if not refs:
+                async with self._raw_once() as once:
+                    row = (await once.execute(statement, params)).one_or_none()
+            else:
+                async with self._raw_tx() as conn:
+                    row = (await conn.execute(statement, params)).one_or_none()
+                    if row is not None and row.owned < len(refs):
+                        # Some are another deployment's: which (a statement of its own, READ
+                        # COMMITTED, sees an owner that committed while the insert waited).
+                        await self._raise_taken(conn, deployment_id=deployment_id, keys=keys)
         except Taken as taken:
             return StartedAttempt(started_at=None, taken=tuple(taken.owners))
+        if row is None:
+            return StartedAttempt(started_at=None)  # the claim was lost: nothing is claimed
         return StartedAttempt(started_at=row.attempt_started_at)
 
     async def finish_attempt(
@@ -171,46 +173,38 @@ class Attempts(Inventory):
         """Record an attempt: the history row and the deployment's current_* columns in one
         transaction, and release the claim.  Returns False (and writes nothing) if the attempt
         is no longer ours: another daemon took the lease over and closed it as interrupted."""
-        attempt: dict[str, Any] = {
+        applied = object_keys(result.applied_objects)
+        params: dict[str, Any] = {
+            **asdict(row_transition(result, generation=generation)),
+            **applied,
+            "id": deployment_id,
             "daemon_id": daemon_id,
             "started_at": started_at,
+            "generation": generation,
             "image_ref": result.image_ref,
             "values_override": json.dumps(result.values_override),
             "sha": result.sha,
             "message": result.message,
-        }
-        transition = asdict(row_transition(result, generation=generation))
-        row_params = {
-            **attempt,
-            **transition,
-            "id": deployment_id,
-            "generation": generation,
             "attempts": result.attempts,
             "retry_in_s": result.retry_in_s,
             "rendered_sha": result.rendered_sha,
-        }
-        history_params = {
-            **attempt,
-            "deployment_id": deployment_id,
-            "daemon": daemon_id,
-            "generation": generation,
             "action": result.action,
             "status": result.status,
             "digest": result.digest,
             "rolled_back_to": result.rolled_back_to,
         }
-        async with self._raw_tx() as conn:
-            if transition["restores_desired"]:
+        statement = query("finish_attempt_recording")
+        if params["restores_desired"]:
+            async with self._raw_tx() as conn:
                 # A healthy rollback writes image_ref back: the audit records the daemon did.
                 await claim_change(conn, AuditClaim(via="daemon", actor=daemon_id))
-            updated = (await conn.execute(query("finish_attempt"), row_params)).one_or_none()
-            if updated is None:
-                return False
-            await conn.execute(query("finish_attempt_history"), history_params)
-            if result.applied_objects:
-                applied = {"deployment_id": deployment_id, **object_keys(result.applied_objects)}
-                await conn.execute(query("mark_applied"), applied)
-        return True
+                updated = (await conn.execute(statement, params)).one_or_none()
+        else:
+            # One statement: the row, its history row and the applied objects commit together
+            # (or not at all), and the answer comes after the commit.
+            async with self._raw_once() as once:
+                updated = (await once.execute(statement, params)).one_or_none()
+        return updated is not None
 
     async def recorded_status(
         self, *, deployment_id: int, started_at: dt.datetime, daemon_id: str

@@ -94,6 +94,9 @@ class Transactional:
     def _raw_tx(self) -> AbstractAsyncContextManager[RawConnection]:
         return raw_transaction(self.engine, url=self.url)
 
+    def _raw_once(self) -> AbstractAsyncContextManager[RawConnection]:
+        return raw_autocommit(self.engine, url=self.url)
+
 
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -178,5 +181,37 @@ async def raw_transaction(engine: AsyncEngine, *, url: str) -> AsyncIterator[Raw
             assert driver is not None
             async with driver.transaction():
                 yield RawConnection(driver)
+    except RAW_DRIVER_ERRORS as exc_:
+        raise database_error(exc_, where=describe_url(url)) from exc_
+
+
+class OneStatement(RawConnection):
+    """A :class:`RawConnection` outside a transaction block, which refuses a second statement:
+    two would commit apart, which the caller would not expect."""
+
+    def __init__(self, driver: Any) -> None:
+        super().__init__(driver)
+        self._used = False
+
+    async def execute(
+        self, statement: TextClause, params: Mapping[str, Any] | None = None
+    ) -> RawResult:
+        if self._used:
+            raise RuntimeError("a second statement outside a transaction: use _raw_tx()")
+        self._used = True
+        return await super().execute(statement, params)
+
+
+@asynccontextmanager
+async def raw_autocommit(engine: AsyncEngine, *, url: str) -> AsyncIterator[RawConnection]:
+    """A pooled connection without BEGIN and COMMIT: each statement is a transaction of its
+    own, committed before its answer arrives.  For a step that is one statement (a CTE may
+    hold several writes, all or nothing): it saves two round trips of the server's work."""
+    try:
+        async with engine.connect() as conn:
+            pooled = await conn.get_raw_connection()
+            driver = pooled.driver_connection
+            assert driver is not None
+            yield OneStatement(driver)
     except RAW_DRIVER_ERRORS as exc_:
         raise database_error(exc_, where=describe_url(url)) from exc_

@@ -39,7 +39,7 @@ class DayTwo(Reads):
         if not ids:
             return set()
         params = {"daemon_id": daemon_id, "ids": ids}
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             return {r.id for r in await conn.execute(query("cancels_requested"), params)}
 
     async def set_paused(

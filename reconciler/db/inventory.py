@@ -57,6 +57,14 @@ class Inventory(Transactional):
         keys = object_keys(refs)
         params = {"deployment_id": deployment_id, "versions": [r.api_version for r in refs]}
         await conn.execute(query("claim_objects"), {**params, **keys})
+        await self._raise_taken(conn, deployment_id=deployment_id, keys=keys)
+
+    async def _raise_taken(
+        self, conn: RawConnection, *, deployment_id: int, keys: dict[str, list[str]]
+    ) -> None:
+        """:class:`Taken` (to roll the transaction back) when another deployment owns some of
+        the objects ``keys`` name; a statement of its own, so it sees owners that committed
+        while this transaction's insert waited on them."""
         rows = await conn.execute(query("foreign_owners"), {"deployment_id": deployment_id, **keys})
         owners = [
             (
@@ -70,7 +78,7 @@ class Inventory(Transactional):
 
     async def inventory_of(self, deployment_id: int) -> list[ObjectRef]:
         """The objects the deployment owns (what prune and delete work from)."""
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             return await self._inventory_in(conn, deployment_id)
 
     async def _inventory_in(self, conn: RawConnection, deployment_id: int) -> list[ObjectRef]:
@@ -98,5 +106,5 @@ class Inventory(Transactional):
             "healths": [h.health for h in healths],
             "messages": [h.message[:1000] for h in healths],
         }
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             await conn.execute(query("record_object_health"), params)

@@ -44,13 +44,13 @@ class LiveState(Transactional):
 
     async def watched_among(self, ids: Sequence[int]) -> list[WatchedDeployment]:
         """Of ``ids``, the deployments whose objects are watched."""
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             found = await conn.execute(query("watched_among"), {"ids": list(ids)})
             return [WatchedDeployment(**r._mapping) for r in found]
 
     async def inventory_among(self, ids: Sequence[int]) -> list[tuple[int, ObjectRef]]:
         """The objects ``ids`` own, with their owner."""
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             found = await conn.execute(query("inventory_among"), {"ids": list(ids)})
             return [
                 (r.deployment_id, ObjectRef(r.api_version, r.kind, r.name, r.namespace or None))

@@ -49,13 +49,13 @@ class OpsRepos(Transactional):
     async def ops_repos_by_id(self, ids: Sequence[int]) -> dict[int, OpsRepo]:
         if not ids:
             return {}
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             found = await conn.execute(query("ops_repos_by_id"), {"ids": list(ids)})
             return {r.id: rows.ops_repo(r) for r in found}
 
     async def ops_repos_due_for_sync(self) -> list[OpsRepo]:
         """Repos some deployment uses whose last sync is older than their interval."""
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             return [rows.ops_repo(r) for r in await conn.execute(query("ops_repos_due_for_sync"))]
 
     async def record_repo_sync(self, *, repo_id: int, sha: str | None, error: str | None) -> None:
@@ -81,7 +81,7 @@ class OpsRepos(Transactional):
 
     async def ops_repos_in_use(self) -> list[OpsRepo]:
         """Every ops repo some deployment uses (the daemon checks their heads)."""
-        async with self._tx() as conn:
+        async with self._raw_once() as conn:
             return [rows.ops_repo(r) for r in await conn.execute(query("ops_repos_in_use"))]
 
     async def update_ops_repo(

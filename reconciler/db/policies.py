@@ -14,17 +14,25 @@ from reconciler.model import ObjectRef, RepoPolicy
 class Policies(Inventory):
     async def policy_for(self, ops_repo_id: int) -> RepoPolicy:
         """The policy of an ops repo: its row, or the defaults when it has none."""
-        async with self._raw_tx() as conn:
+        async with self._raw_once() as conn:
             return await self._policy_in(conn, ops_repo_id)
 
     async def policy_and_inventory(
         self, *, ops_repo_id: int, deployment_id: int
     ) -> tuple[RepoPolicy, list[ObjectRef]]:
-        """:meth:`policy_for` the ops repo and the deployment's inventory, in one transaction
+        """:meth:`policy_for` the ops repo and the deployment's inventory, in one statement
         (what an attempt reads before it admits its render)."""
-        async with self._raw_tx() as conn:
-            policy = await self._policy_in(conn, ops_repo_id)
-            return policy, await self._inventory_in(conn, deployment_id)
+        params = {"ops_repo_id": ops_repo_id, "deployment_id": deployment_id}
+        async with self._raw_once() as once:
+            found = (await once.execute(query("policy_and_inventory"), params)).all()
+        first = found[0]
+        policy = rows.policy(first) if first.has_policy else RepoPolicy()
+        inventory = [
+            ObjectRef(r.api_version, r.kind, r.name, r.namespace or None)
+            for r in found
+            if r.kind is not None
+        ]
+        return policy, inventory
 
     async def _policy_in(self, conn: RawConnection, ops_repo_id: int) -> RepoPolicy:
         row = (await conn.execute(query("policy_for"), {"ops_repo_id": ops_repo_id})).one_or_none()

@@ -153,95 +153,6 @@ RETURNING id, project, environment, namespace, ops_repo_id, image_ref, values_ov
 -- one history row).  Every transition after the claim names the claiming daemon in its WHERE,
 -- so a daemon whose lease was taken over writes nothing.
 
--- name: claim
--- Lease up to the limit of rows needing work: a new generation; a failure whose retry is due;
--- a row left 'syncing'; a heal the watch asked for; an active (or rollback) row whose objects
--- are on the cluster (or that failed) not rendered at its ops repo's last synced commit (a
--- commit may change its output, or fix what made it fail).  Precondition: no live lease of
--- another daemon, not in this daemon's in-flight set, not paused, and not locked by another
--- transaction (SKIP LOCKED).  Returns the previous owner, whose open attempt
--- (attempt_started_at set) the caller closes with close_interrupted in the same transaction.
-WITH candidates AS (
-    SELECT d.id, d.claimed_by AS previous_owner FROM deployments d
-    -- Two branches, each served by its own index (the partial deployments_needing_work, and
-    -- per repo two range probes of deployments_rendered_sha: OFFSET 0 keeps them per repo),
-    -- gathered into an array so the rows are then read by primary key: a converged fleet
-    -- costs index probes, not a scan.
-    WHERE d.id = ANY(ARRAY(
-        SELECT id FROM deployments
-        WHERE (generation <> observed_generation
-               OR current_status IN ('syncing', 'failed'))
-          AND (generation <> observed_generation
-               OR current_status = 'syncing'
-               OR next_attempt_at <= now())
-        UNION
-        SELECT id FROM deployments WHERE heal_requested_at IS NOT NULL
-        UNION
-        SELECT moved.id FROM ops_repos r CROSS JOIN LATERAL (
-            SELECT id FROM deployments
-            WHERE ops_repo_id = r.id
-              AND desired_status IN ('active', 'rollback')
-              AND current_status IN ('healthy', 'failed', 'degraded', 'drifted')
-              AND (rendered_sha < r.last_sha OR rendered_sha > r.last_sha
-                   OR rendered_sha IS NULL)
-            OFFSET 0
-        ) moved
-        WHERE r.last_sha IS NOT NULL))
-      AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()
-           OR d.claimed_by = :daemon_id)
-      AND d.id <> ALL(CAST(:in_flight AS bigint[]))
-      AND NOT d.paused
-    ORDER BY d.id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE deployments d
-SET claimed_by = :daemon_id,
-    lease_expires_at = now() + make_interval(secs => :lease_s)
-FROM candidates c
-WHERE d.id = c.id
-RETURNING d.id, d.attempt_started_at, c.previous_owner;
-
--- name: close_interrupted
--- Close the attempt a dead daemon left open: write its 'interrupted' history row and clear the
--- attempt.  Precondition: the row still carries an attempt (attempt_started_at set); otherwise
--- nothing happens, so an attempt is closed exactly once.
-WITH old AS (
-    SELECT id, attempt_started_at, attempt_action, attempt_image_ref, attempt_generation,
-           -- An attempt started before attempt_values existed has only the row's values.
-           COALESCE(attempt_values, values_override) AS attempt_values
-    FROM deployments
-    WHERE id = :id AND attempt_started_at IS NOT NULL
-    FOR UPDATE
-), closed AS (
-    UPDATE deployments d
-    SET attempt_started_at = NULL, attempt_action = NULL,
-        attempt_image_ref = NULL, attempt_generation = NULL, attempt_values = NULL
-    FROM old
-    WHERE d.id = old.id
-    RETURNING old.*
-)
-INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref,
-                                values_override, message, daemon, started_at,
-                                finished_at, duration_ms)
-SELECT id, attempt_generation, attempt_action, 'interrupted', attempt_image_ref,
-       attempt_values, :message, :daemon, attempt_started_at, now(),
-       LEAST(extract(epoch FROM now() - attempt_started_at) * 1000, 2147483647)::int
-FROM closed;
-
--- name: claimed_deployments
--- The rows just claimed, as read after their interrupted attempts were closed, by id.
-SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_override,
-       desired_status, current_status, current_image_ref, current_sha, current_values,
-       deployed_at, status_message, generation, observed_generation, claimed_by,
-       lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
-       attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
-       rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
-FROM deployments
-WHERE id = ANY(CAST(:ids AS bigint[]))
-ORDER BY id;
-
 -- name: renew_leases
 -- Extend this daemon's leases.  Precondition: the row is still claimed by this daemon; returns
 -- the current generation of those rows, so a long rollout learns it was superseded.
@@ -277,80 +188,6 @@ SET current_status = 'syncing',
     attempt_values = CAST(:values_override AS jsonb)
 WHERE id = :id AND claimed_by = :daemon_id
 RETURNING attempt_started_at;
-
--- name: finish_attempt
--- Record how an attempt ended on the row and release the claim; the flags and values come from
--- reconciler.decide.row_transition.  Precondition: the attempt that started at started_at is
--- still this daemon's (no row otherwise: another daemon took over and closed it).  A healthy
--- rollback restores the desired state only while the row is still at the generation the
--- attempt worked on: a newer desired state written meanwhile wins, and observed_generation
--- stays behind it so that it is reconciled next.  When it restores, the trigger bumps
--- generation by one, which observed_generation then already names.  rendered_sha takes the
--- attempt's commit (an attempt without a checkout: the commit it was for, so it is not claimed
--- again for that commit; a rollback to an older commit: the tip it was rendered beside, so
--- it stays at its commit until a new one).  A redeploy request is done with once its
--- generation is observed; a heal request once an attempt that started after it is observed
--- (a deploy applies everything, so it heals too).
-UPDATE deployments
-SET current_status = :current_status,
-    status_changed_at = CASE WHEN current_status = :current_status
-                             THEN status_changed_at ELSE now() END,
-    status_message = :message,
-    attempt_started_at = NULL, attempt_action = NULL,
-    attempt_image_ref = NULL, attempt_generation = NULL, attempt_values = NULL,
-    claimed_by = NULL, lease_expires_at = NULL,
-    attempts = :attempts,
-    next_attempt_at = now() + make_interval(secs => CAST(:retry_in_s AS double precision)),
-    observed_generation = CASE
-        WHEN NOT :observes THEN observed_generation
-        WHEN :restores_desired AND generation <> CAST(:generation AS bigint)
-            THEN observed_generation
-        ELSE CAST(:observed_generation AS bigint) END,
-    rendered_sha = CASE WHEN :observes
-                        THEN COALESCE(CAST(:rendered_sha AS text), CAST(:sha AS text),
-                                      (SELECT r.last_sha FROM ops_repos r
-                                       WHERE r.id = deployments.ops_repo_id),
-                                      rendered_sha)
-                        ELSE rendered_sha END,
-    current_image_ref = CASE WHEN :records_current
-                             THEN CAST(:image_ref AS text) ELSE current_image_ref END,
-    current_values = CASE WHEN :records_current
-                          THEN CAST(:values_override AS jsonb) ELSE current_values END,
-    current_sha = CASE WHEN :records_current THEN CAST(:sha AS text) ELSE current_sha END,
-    applied_digest = CASE WHEN :records_current
-                          THEN CAST(:applied_digest AS text) ELSE applied_digest END,
-    deployed_at = CASE WHEN :deployed THEN now() ELSE deployed_at END,
-    redeploy_requested_at = CASE WHEN :observes AND generation = CAST(:generation AS bigint)
-                                 THEN NULL ELSE redeploy_requested_at END,
-    redeploy_restart = CASE WHEN :observes AND generation = CAST(:generation AS bigint)
-                            THEN false ELSE redeploy_restart END,
-    image_ref = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
-                     THEN CAST(:image_ref AS text) ELSE image_ref END,
-    values_override = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
-                           THEN CAST(:values_override AS jsonb) ELSE values_override END,
-    desired_status = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
-                          THEN 'active' ELSE desired_status END,
-    rollback_to = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
-                       THEN NULL ELSE rollback_to END,
-    heal_requested_at = CASE WHEN :observes
-                              AND heal_requested_at <= CAST(:started_at AS timestamptz)
-                             THEN NULL ELSE heal_requested_at END
-WHERE id = :id AND claimed_by = :daemon_id
-  AND attempt_started_at = CAST(:started_at AS timestamptz)
-RETURNING id;
-
--- name: finish_attempt_history
--- The history row of the attempt finish_attempt just recorded, in the same transaction.
--- Precondition: finish_attempt returned the row.
-INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref, sha,
-                                values_override, digest, message, daemon, rolled_back_to,
-                                started_at, finished_at, duration_ms)
-VALUES (:deployment_id, :generation, :action, :status, :image_ref, :sha,
-        CAST(:values_override AS jsonb), :digest, :message, :daemon,
-        CAST(:rolled_back_to AS bigint),
-        CAST(:started_at AS timestamptz), clock_timestamp(),
-        LEAST(extract(epoch FROM clock_timestamp() - CAST(:started_at AS timestamptz)) * 1000,
-              2147483647)::int);
 
 -- name: recorded_status
 -- The status this daemon recorded for the attempt that started at started_at; no row if none.
@@ -539,15 +376,6 @@ FROM deployment_objects o;
 DELETE FROM deployment_objects o
 USING unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS text[]),
              CAST(:names AS text[])) AS w(api_group, kind, namespace, name)
-WHERE o.deployment_id = :deployment_id
-  AND (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name);
-
--- name: mark_applied
--- The objects of one deployment an attempt has just applied.
-UPDATE deployment_objects o
-SET applied_at = now(), updated_at = now()
-FROM unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS text[]),
-            CAST(:names AS text[])) AS w(api_group, kind, namespace, name)
 WHERE o.deployment_id = :deployment_id
   AND (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name);
 
@@ -904,3 +732,222 @@ DELETE FROM ops_repos r
 WHERE r.name = :name
   AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.ops_repo_id = r.id)
 RETURNING r.id;
+
+
+-- ============================================================== the hot path in one statement each
+--
+-- An attempt's steps, one statement each (CTEs: all or nothing), sent without BEGIN and
+-- COMMIT where nothing else shares the transaction: the server's work per deployment is
+-- then its statements, not the round trips around them.
+
+-- name: claim_closing_interrupted
+-- Lease up to the limit of rows needing work: a new generation; a failure whose retry is due;
+-- a row left 'syncing'; a heal the watch asked for; an active (or rollback) row whose objects
+-- are on the cluster (or that failed) not rendered at its ops repo's last synced commit (a
+-- commit may change its output, or fix what made it fail).  Precondition: no live lease of
+-- another daemon, not in this daemon's in-flight set, not paused, and not locked by another
+-- transaction (SKIP LOCKED).  A claimed row still carrying an attempt (attempt_started_at set:
+-- its daemon died mid-rollout) has that attempt closed in the same statement: its
+-- 'interrupted' history row written from the values the claim locked, the attempt columns
+-- cleared, so an attempt is closed exactly once.  Returns the claimed rows as they are after
+-- it (a deployment's columns), by id.
+WITH candidates AS (
+    SELECT d.id, d.claimed_by AS previous_owner,
+           d.attempt_started_at AS open_started_at, d.attempt_action AS open_action,
+           d.attempt_image_ref AS open_image_ref, d.attempt_generation AS open_generation,
+           -- An attempt started before attempt_values existed has only the row's values.
+           COALESCE(d.attempt_values, d.values_override) AS open_values
+    FROM deployments d
+    WHERE d.id = ANY(ARRAY(
+        SELECT id FROM deployments
+        WHERE (generation <> observed_generation
+               OR current_status IN ('syncing', 'failed'))
+          AND (generation <> observed_generation
+               OR current_status = 'syncing'
+               OR next_attempt_at <= now())
+        UNION
+        SELECT id FROM deployments WHERE heal_requested_at IS NOT NULL
+        UNION
+        SELECT moved.id FROM ops_repos r CROSS JOIN LATERAL (
+            SELECT id FROM deployments
+            WHERE ops_repo_id = r.id
+              AND desired_status IN ('active', 'rollback')
+              AND current_status IN ('healthy', 'failed', 'degraded', 'drifted')
+              AND (rendered_sha < r.last_sha OR rendered_sha > r.last_sha
+                   OR rendered_sha IS NULL)
+            OFFSET 0
+        ) moved
+        WHERE r.last_sha IS NOT NULL))
+      AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now()
+           OR d.claimed_by = :daemon_id)
+      AND d.id <> ALL(CAST(:in_flight AS bigint[]))
+      AND NOT d.paused
+    ORDER BY d.id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE deployments d
+    SET claimed_by = :daemon_id,
+        lease_expires_at = now() + make_interval(secs => :lease_s),
+        attempt_started_at = NULL, attempt_action = NULL,
+        attempt_image_ref = NULL, attempt_generation = NULL, attempt_values = NULL
+    FROM candidates c
+    WHERE d.id = c.id
+    RETURNING d.id, d.project, d.environment, d.namespace, d.ops_repo_id, d.image_ref,
+              d.values_override, d.desired_status, d.current_status, d.current_image_ref,
+              d.current_sha, d.current_values, d.deployed_at, d.status_message, d.generation,
+              d.observed_generation, d.claimed_by, d.lease_expires_at, d.attempt_started_at,
+              d.attempt_action, d.attempt_image_ref, d.attempt_generation, d.attempts,
+              d.next_attempt_at, d.applied_digest, d.attempt_values, d.rendered_sha, d.paused,
+              d.cancel_requested_generation, d.redeploy_requested_at, d.redeploy_restart,
+              d.self_heal, d.prune_all_allowed, d.heal_requested_at, d.rollback_to,
+              c.previous_owner, c.open_started_at, c.open_action, c.open_image_ref,
+              c.open_generation, c.open_values
+), closed AS (
+    INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref,
+                                    values_override, message, daemon, started_at,
+                                    finished_at, duration_ms)
+    SELECT id, open_generation, open_action, 'interrupted', open_image_ref, open_values,
+           :message, previous_owner, open_started_at, now(),
+           LEAST(extract(epoch FROM now() - open_started_at) * 1000, 2147483647)::int
+    FROM claimed
+    WHERE open_started_at IS NOT NULL
+)
+SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_override,
+       desired_status, current_status, current_image_ref, current_sha, current_values,
+       deployed_at, status_message, generation, observed_generation, claimed_by,
+       lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
+       attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
+       rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
+       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
+FROM claimed
+ORDER BY id;
+
+-- name: policy_and_inventory
+-- The policy of one ops repo and the objects one deployment owns, read in one statement (one
+-- snapshot): at least one row; the policy columns are NULL when the repo has none (the
+-- defaults then apply), the object columns NULL when it owns nothing.  Objects in a stable
+-- order.
+SELECT (p.ops_repo_id IS NOT NULL) AS has_policy, p.namespaces, p.cluster_kinds,
+       p.denied_kinds, p.service_account,
+       o.api_version, o.kind, o.namespace, o.name
+FROM (SELECT 1) AS one
+LEFT JOIN ops_repo_policies p ON p.ops_repo_id = :ops_repo_id
+LEFT JOIN deployment_objects o ON o.deployment_id = :deployment_id
+ORDER BY o.api_group, o.kind, o.namespace, o.name;
+
+-- name: start_attempt_claiming
+-- start_attempt and claim_objects in one statement: the row marked 'syncing' with the attempt,
+-- and the objects recorded as its own (an object another deployment owns keeps its owner).
+-- Precondition: claimed by this daemon (no row otherwise, and no object is claimed).  Returns
+-- the attempt's start and how many of the objects are now the deployment's: fewer than given
+-- means another deployment owns some (the caller reads which, and rolls back).
+WITH started AS (
+    UPDATE deployments
+    SET current_status = 'syncing',
+        status_changed_at = CASE WHEN current_status = 'syncing'
+                                 THEN status_changed_at ELSE now() END,
+        attempt_started_at = clock_timestamp(), attempt_action = :action,
+        attempt_image_ref = :image_ref, attempt_generation = :generation,
+        attempt_values = CAST(:values_override AS jsonb)
+    WHERE id = :id AND claimed_by = :daemon_id
+    RETURNING id, attempt_started_at
+), owned AS (
+    INSERT INTO deployment_objects (deployment_id, api_group, api_version, kind, namespace, name)
+    SELECT s.id, w.api_group, w.api_version, w.kind, w.namespace, w.name
+    FROM started s,
+         unnest(CAST(:groups AS text[]), CAST(:versions AS text[]), CAST(:kinds AS text[]),
+                CAST(:namespaces AS text[]), CAST(:names AS text[]))
+         AS w(api_group, api_version, kind, namespace, name)
+    ON CONFLICT (api_group, kind, namespace, name) DO UPDATE
+    SET api_version = EXCLUDED.api_version, updated_at = now()
+    WHERE deployment_objects.deployment_id = EXCLUDED.deployment_id
+    RETURNING 1
+)
+SELECT s.attempt_started_at, (SELECT count(*) FROM owned) AS owned
+FROM started s;
+
+-- name: finish_attempt_recording
+-- Record how an attempt ended, in one statement, all or nothing: the row (released from the
+-- claim), its history row, and the objects it applied (the arrays; empty when none).  The
+-- flags and values come from reconciler.decide.row_transition.  Precondition: the attempt that
+-- started at started_at is still this daemon's (no row, and nothing written, otherwise:
+-- another daemon took over and closed it).  A healthy rollback restores the desired state
+-- only while the row is still at the generation the attempt worked on: a newer desired state
+-- written meanwhile wins, and observed_generation stays behind it so that it is reconciled
+-- next.  When it restores, the trigger bumps generation by one, which observed_generation
+-- then already names.  rendered_sha takes the attempt's commit (an attempt without a
+-- checkout: the commit it was for, so it is not claimed again for that commit; a rollback to
+-- an older commit: the tip it was rendered beside, so it stays at its commit until a new
+-- one).  A redeploy request is done with once its generation is observed; a heal request once
+-- an attempt that started after it is observed (a deploy applies everything, so it heals too).
+WITH finished AS (
+    UPDATE deployments
+    SET current_status = :current_status,
+        status_changed_at = CASE WHEN current_status = :current_status
+                                 THEN status_changed_at ELSE now() END,
+        status_message = :message,
+        attempt_started_at = NULL, attempt_action = NULL,
+        attempt_image_ref = NULL, attempt_generation = NULL, attempt_values = NULL,
+        claimed_by = NULL, lease_expires_at = NULL,
+        attempts = :attempts,
+        next_attempt_at = now() + make_interval(secs => CAST(:retry_in_s AS double precision)),
+        observed_generation = CASE
+            WHEN NOT :observes THEN observed_generation
+            WHEN :restores_desired AND generation <> CAST(:generation AS bigint)
+                THEN observed_generation
+            ELSE CAST(:observed_generation AS bigint) END,
+        rendered_sha = CASE WHEN :observes
+                            THEN COALESCE(CAST(:rendered_sha AS text), CAST(:sha AS text),
+                                          (SELECT r.last_sha FROM ops_repos r
+                                           WHERE r.id = deployments.ops_repo_id),
+                                          rendered_sha)
+                            ELSE rendered_sha END,
+        current_image_ref = CASE WHEN :records_current
+                                 THEN CAST(:image_ref AS text) ELSE current_image_ref END,
+        current_values = CASE WHEN :records_current
+                              THEN CAST(:values_override AS jsonb) ELSE current_values END,
+        current_sha = CASE WHEN :records_current THEN CAST(:sha AS text) ELSE current_sha END,
+        applied_digest = CASE WHEN :records_current
+                              THEN CAST(:applied_digest AS text) ELSE applied_digest END,
+        deployed_at = CASE WHEN :deployed THEN now() ELSE deployed_at END,
+        redeploy_requested_at = CASE WHEN :observes AND generation = CAST(:generation AS bigint)
+                                     THEN NULL ELSE redeploy_requested_at END,
+        redeploy_restart = CASE WHEN :observes AND generation = CAST(:generation AS bigint)
+                                THEN false ELSE redeploy_restart END,
+        image_ref = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
+                         THEN CAST(:image_ref AS text) ELSE image_ref END,
+        values_override = CASE WHEN :restores_desired
+                                    AND generation = CAST(:generation AS bigint)
+                               THEN CAST(:values_override AS jsonb) ELSE values_override END,
+        desired_status = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
+                              THEN 'active' ELSE desired_status END,
+        rollback_to = CASE WHEN :restores_desired AND generation = CAST(:generation AS bigint)
+                           THEN NULL ELSE rollback_to END,
+        heal_requested_at = CASE WHEN :observes
+                                  AND heal_requested_at <= CAST(:started_at AS timestamptz)
+                                 THEN NULL ELSE heal_requested_at END
+    WHERE id = :id AND claimed_by = :daemon_id
+      AND attempt_started_at = CAST(:started_at AS timestamptz)
+    RETURNING id
+), recorded AS (
+    INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref, sha,
+                                    values_override, digest, message, daemon, rolled_back_to,
+                                    started_at, finished_at, duration_ms)
+    SELECT f.id, :generation, :action, :status, :image_ref, :sha,
+           CAST(:values_override AS jsonb), :digest, :message, :daemon_id,
+           CAST(:rolled_back_to AS bigint),
+           CAST(:started_at AS timestamptz), clock_timestamp(),
+           LEAST(extract(epoch FROM clock_timestamp() - CAST(:started_at AS timestamptz))
+                 * 1000, 2147483647)::int
+    FROM finished f
+), applied AS (
+    UPDATE deployment_objects o
+    SET applied_at = now(), updated_at = now()
+    FROM finished f,
+         unnest(CAST(:groups AS text[]), CAST(:kinds AS text[]), CAST(:namespaces AS text[]),
+                CAST(:names AS text[])) AS w(api_group, kind, namespace, name)
+    WHERE o.deployment_id = f.id
+      AND (o.api_group, o.kind, o.namespace, o.name) = (w.api_group, w.kind, w.namespace, w.name)
+)
+SELECT id FROM finished;

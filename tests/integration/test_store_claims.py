@@ -426,9 +426,10 @@ async def test_claiming_a_converged_fleet_reads_rows_by_primary_key(store: Store
     )
     await _sql(store, "ANALYZE deployments")
     assert await store.claim(daemon_id="a", limit=10, lease_s=30) == []
-    statement = sql("claim")
+    statement = sql("claim_closing_interrupted")
     for name, value in {
         ":daemon_id": "'a'",
+        ":message": "'m'",
         ":limit": "10",
         ":lease_s": "30",
         "CAST(:in_flight AS bigint[])": "CAST('{}' AS bigint[])",
