@@ -31,10 +31,12 @@ def retry_unless_once(event: str, *, once: bool) -> Callable[[BaseException, int
     return decide
 
 
-async def connect_store(url: str, *, once: bool, pool_size: int) -> Store:
+async def connect_store(
+    url: str, *, once: bool, pool_size: int, max_overflow: int | None = None
+) -> Store:
     """The database, waited for (unless ``once``) while it does not answer."""
     return await retry(
-        lambda: Store.connect(url, pool_size=pool_size),
+        lambda: Store.connect(url, pool_size=pool_size, max_overflow=max_overflow),
         decide=retry_unless_once("database_unavailable", once=once),
         catch=(DatabaseError,),
     )

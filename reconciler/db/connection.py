@@ -45,13 +45,15 @@ def describe_url(url: str) -> str:
     return f"{host}:{port}/{database}"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine on asyncpg.  A pooled connection the server closed (a restart, a killed
-    backend) is replaced as it is checked out, so a restarted server costs no error."""
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
+    """An async engine on asyncpg: ``pool_size`` connections kept open, and up to
+    ``max_overflow`` (default: as many) more opened when all are busy and closed when returned.
+    A pooled connection the server closed (a restart, a killed backend) is replaced as it is
+    checked out, so a restarted server costs no error."""
     engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_recycle=1800,
     )
     event.listen(engine.sync_engine, "checkout", _replace_if_closed)

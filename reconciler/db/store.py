@@ -47,9 +47,13 @@ class Store(
         self.engine = engine
 
     @classmethod
-    async def connect(cls, url: str, *, pool_size: int = 10) -> Store:
-        """Open the engine and check the server answers, with an error naming the host."""
-        store = cls(url=url, engine=create_engine(url, pool_size=pool_size))
+    async def connect(
+        cls, url: str, *, pool_size: int = 10, max_overflow: int | None = None
+    ) -> Store:
+        """Open the engine (see :func:`create_engine` for the pool) and check the server
+        answers, with an error naming the host."""
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        store = cls(url=url, engine=engine)
         try:
             async with store._tx() as conn:
                 await conn.execute(query("ping"))

@@ -64,3 +64,29 @@ async def test_a_raw_transaction_is_all_or_nothing(store: Store) -> None:
     assert await store.inventory_of(deployment.id) == []
     assert await store.claim_objects(deployment_id=deployment.id, refs=[ref]) == []
     assert await store.inventory_of(deployment.id) == [ref]
+
+
+@pytest.mark.parametrize(("max_overflow", "kept"), [(None, 1), (0, 2)])
+async def test_connections_kept_open_after_a_busy_moment(
+    database_url: str, max_overflow: int | None, kept: int
+) -> None:
+    """Overflow connections close when returned; without overflow the pool keeps all it opened
+    (the daemon's pool: no backend reopened after every busy moment)."""
+    pool_size = 1 if max_overflow is None else 2
+    store = await Store.connect(database_url, pool_size=pool_size, max_overflow=max_overflow)
+    try:
+        both_in = asyncio.Event()
+        inside = 0
+
+        async def hold() -> None:
+            nonlocal inside
+            async with store.engine.connect():
+                inside += 1
+                if inside == 2:
+                    both_in.set()
+                await asyncio.wait_for(both_in.wait(), timeout=10)
+
+        await asyncio.gather(hold(), hold())
+        assert store.engine.pool.checkedin() == kept  # type: ignore[attr-defined]
+    finally:
+        await store.engine.dispose()
