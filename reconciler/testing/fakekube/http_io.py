@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from ... import jsoncodec
 from .api_errors import ApiError, bad_request
 from .patch_types import APPLY_PATCH
 
@@ -33,9 +34,7 @@ def status_response(error: ApiError) -> web.Response:
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     """``body`` as compact JSON, with a ``Warning`` header per warning."""
-    response = web.Response(
-        status=status, body=json.dumps(body, separators=(",", ":")).encode(), content_type=JSON
-    )
+    response = web.Response(status=status, body=jsoncodec.dumps(body), content_type=JSON)
     for warning in warnings or ():
         response.headers.add("Warning", f'299 - "{warning.replace(chr(34), chr(92) + chr(34))}"')
     return response
@@ -73,7 +72,7 @@ async def read_patch_body(request: web.Request, patch_type: str) -> Any:
     _, raw = await _raw_body(request)
     if patch_type == APPLY_PATCH:
         try:
-            return json.loads(raw)
+            return jsoncodec.loads(raw)
         except ValueError:
             return _load_yaml(raw)
     return load_json(raw)
@@ -112,7 +111,7 @@ def load_json(raw: bytes) -> Any:
     if not raw.strip():
         raise bad_request("the request body is empty")
     try:
-        return json.loads(raw)
+        return jsoncodec.loads(raw)
     except ValueError as exc:
         raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
 

@@ -7,12 +7,13 @@ can keep references to old versions and readers never see a half-written object.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from ... import jsoncodec
 
 ResourceKey = tuple[str, str]  # (group, plural)
 ObjectKey = tuple[str, str]  # (namespace or "", name)
@@ -40,7 +41,7 @@ class WatchEvent:
     def encoded_object(self) -> bytes:
         """The object as JSON, encoded once however many watchers read it."""
         if self._encoded is None:
-            self._encoded = json.dumps(self.object, separators=(",", ":")).encode()
+            self._encoded = jsoncodec.dumps(self.object)
         return self._encoded
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ... import jsoncodec
 from .api_errors import ApiError, bad_request
 from .http_io import JSON
 from .registry import Registry
@@ -256,13 +257,11 @@ def event_line(
     """One watch event line (the object as a Table row when the client asked for tables)."""
     if table:
         meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-        encoded = json.dumps(
-            table_for(resource, [obj], meta, query), separators=(",", ":")
-        ).encode()
+        encoded = jsoncodec.dumps(table_for(resource, [obj], meta, query))
     elif event is not None and event.object is obj:
         encoded = event.encoded_object()
     else:
-        encoded = json.dumps(obj, separators=(",", ":")).encode()
+        encoded = jsoncodec.dumps(obj)
     return b'{"type":"' + kind.encode() + b'","object":' + encoded + b"}\n"
 
 
@@ -272,4 +271,4 @@ def bookmark(resource: ResourceType, version: int, *, initial_end: bool = False)
     if initial_end:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
     obj = {"kind": resource.kind, "apiVersion": resource.api_version, "metadata": meta}
-    return json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps({"type": "BOOKMARK", "object": obj}) + b"\n"

@@ -41,10 +41,19 @@ def _available_of(rs: dict[str, Any]) -> int:
 
 
 def _same_template(rs: dict[str, Any], template: dict[str, Any]) -> bool:
-    rs_template = clone((rs.get("spec") or {}).get("template") or {})
-    labels = (rs_template.get("metadata") or {}).get("labels")
-    if isinstance(labels, dict):
-        labels.pop(_TEMPLATE_HASH, None)
+    """Whether ``rs`` runs ``template``, its pod-template-hash label aside.
+
+    Shallow copies of the path to the labels suffice (nothing is mutated); a deep copy of
+    every ReplicaSet's template on every sync was a tenth of fakekube's CPU.
+    """
+    rs_template = (rs.get("spec") or {}).get("template") or {}
+    meta = rs_template.get("metadata")
+    if not isinstance(meta, dict):
+        return bool(rs_template == template)
+    labels = meta.get("labels")
+    if isinstance(labels, dict) and _TEMPLATE_HASH in labels:
+        unhashed = {key: value for key, value in labels.items() if key != _TEMPLATE_HASH}
+        rs_template = {**rs_template, "metadata": {**meta, "labels": unhashed}}
     return bool(rs_template == template)
 
 

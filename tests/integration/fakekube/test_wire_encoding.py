@@ -1,0 +1,86 @@
+"""Answers and watch lines encoded with orjson mean what the standard library's JSON meant;
+the deployment controller's template comparison copies nothing it could mutate."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from reconciler.testing.fakekube.controllers.deployment import _same_template
+from reconciler.testing.fakekube.http_io import json_response, load_json
+from reconciler.testing.fakekube.resource_types import ResourceType
+from reconciler.testing.fakekube.served_types import TypeRegistry
+from reconciler.testing.fakekube.store import WatchEvent
+from reconciler.testing.fakekube.watch import bookmark, event_line
+
+_HASH = "pod-template-hash"
+
+ODD: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "odd", "namespace": "default", "resourceVersion": "7"},
+    "data": {"text": 'é ü 日本 \u2028 "quoted" \\ back', "emoji": "\U0001f600"},
+    "big": 2**70,
+    "float": 1.0,
+    "nested": [{"a": None, "b": [1, 2.5, True]}],
+}
+
+
+def _configmaps() -> ResourceType:
+    found = TypeRegistry().by_kind("v1", "ConfigMap")
+    assert found is not None
+    return found
+
+
+def test_json_response_body_decodes_to_the_answer() -> None:
+    """A JSON answer's body is the answer, non-ASCII text and 70-bit integers included."""
+    response = json_response(ODD)
+    assert isinstance(response.body, bytes)
+    assert json.loads(response.body) == ODD
+
+
+def test_watch_lines_decode_to_their_events() -> None:
+    """A watch event line, encoded from the event's cache or afresh, is {type, object}."""
+    event = WatchEvent(7, "ADDED", ("", "configmaps"), ODD)
+    cached = event_line("ADDED", _configmaps(), ODD, False, {}, event)
+    fresh = event_line("MODIFIED", _configmaps(), copy.deepcopy(ODD), False, {})
+    assert cached.endswith(b"\n") and cached.count(b"\n") == 1
+    assert json.loads(cached) == {"type": "ADDED", "object": ODD}
+    assert json.loads(fresh) == {"type": "MODIFIED", "object": ODD}
+    line = json.loads(bookmark(_configmaps(), 12))
+    assert line["type"] == "BOOKMARK" and line["object"]["metadata"]["resourceVersion"] == "12"
+
+
+def test_load_json_reads_what_the_standard_library_reads() -> None:
+    """Request bodies orjson refuses (NaN) are still read as the standard library reads them."""
+    assert load_json(json.dumps(ODD).encode()) == ODD
+    value = load_json(b'{"x": NaN}')["x"]
+    assert value != value
+
+
+def _replica_set(image: str, *, hashed: bool = True) -> dict[str, Any]:
+    labels = {"app": "web", _HASH: "abc123"} if hashed else {"app": "web"}
+    return {
+        "spec": {
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "main", "image": image}]},
+            }
+        }
+    }
+
+
+def test_same_template_ignores_the_hash_label_and_mutates_nothing() -> None:
+    """A ReplicaSet matches the template its hash label aside, and is left as it was."""
+    template = {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "main", "image": "web:1"}]},
+    }
+    rs = _replica_set("web:1")
+    before = copy.deepcopy(rs)
+    assert _same_template(rs, template)
+    assert rs == before
+    assert _same_template(_replica_set("web:1", hashed=False), template)
+    assert not _same_template(_replica_set("web:2"), template)
+    assert not _same_template({"spec": {}}, template)
