@@ -188,14 +188,16 @@ def _seconds(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-async def _transactions(pipeline: Pipeline) -> int:
+async def _transactions(pipeline: Pipeline) -> tuple[int, int]:
     """Transactions committed or rolled back in the database so far (every client's; ours are
-    the few progress queries, 4 a second)."""
-    value = await pipeline.conn.fetchval(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+    the few progress queries, 4 a second), and sessions opened (PostgreSQL 14 and later: each
+    a new server backend)."""
+    row = await pipeline.conn.fetchrow(
+        "SELECT xact_commit + xact_rollback AS transactions, sessions FROM pg_stat_database "
         "WHERE datname = current_database()"
     )
-    return int(value)
+    assert row is not None
+    return int(row["transactions"]), int(row["sessions"])
 
 
 async def _converge(
@@ -224,7 +226,7 @@ async def _bulk_update(
         daemon.signal(signal.SIGUSR1)
     pipeline.peak_other_connections = 0
     pipeline.peak_busy_connections = 0
-    transactions = await _transactions(pipeline)
+    transactions, sessions = await _transactions(pipeline)
     machine_cpu = MachineCpu()
     commit_at = await pipeline.update_all_images("reg.bench/app:2")
     try:
@@ -233,7 +235,8 @@ async def _bulk_update(
         if profiling:
             daemon.signal(signal.SIGUSR2)
     busy = machine_cpu.busy_share()
-    transactions = await _transactions(pipeline) - transactions
+    transactions_after, sessions_after = await _transactions(pipeline)
+    transactions = transactions_after - transactions
     daemon_used = tree_cpu(daemon.pid) - daemon_cpu
     kube_used = cpu_times(kube.pid) - kube_cpu
     postgres_used = tree_cpu(postgres) - postgres_cpu
@@ -254,6 +257,7 @@ async def _bulk_update(
         "warnings": daemon.warnings(),
         "phases": await _attempt_phases(pipeline, events=events, commit_at=commit_at),
         "transactions": transactions,
+        "sessions": sessions_after - sessions,
         "postgres_used": postgres_used,
     }
 
@@ -434,6 +438,10 @@ def _report(
         "benchmark's own progress queries included)",
     )
     result_line(
+        "database sessions opened in the window",
+        f"{window['sessions']:8d}   (pg_stat_database: each a new server backend)",
+    )
+    result_line(
         "peak database connections: open / busy",
         f"{window['peak_connections']:8d} / {window['peak_busy']}"
         "   (sampled 4 times a second, not counting ours)",
@@ -482,6 +490,7 @@ def _report(
         "machine_busy_share": round(window["busy"], 3),
         "daemon_memory_kib": memory,
         "db_transactions_per_deployment": round(window["transactions"] / deployments, 2),
+        "db_sessions_opened": window["sessions"],
         "peak_db_connections": window["peak_connections"],
         "peak_busy_db_connections": window["peak_busy"],
         "history": dict(statuses),
