@@ -107,17 +107,16 @@ class Attempts(Inventory):
         """Mark the deployment 'syncing' and remember the attempt (its image and values), so
         that a crash leaves a trace that the next claim closes as interrupted.  Returns the
         attempt's start time, or None when the claim was lost."""
-        params = {
-            "id": deployment_id,
-            "daemon_id": daemon_id,
-            "action": action,
-            "image_ref": image_ref,
-            "values_override": json.dumps(values_override),
-            "generation": generation,
-        }
-        async with self._tx() as conn:
-            row = (await conn.execute(query("start_attempt"), params)).one_or_none()
-        return row.attempt_started_at if row else None
+        started = await self.start_claiming(
+            deployment_id=deployment_id,
+            daemon_id=daemon_id,
+            action=action,
+            image_ref=image_ref,
+            values_override=values_override,
+            generation=generation,
+            refs=(),
+        )
+        return started.started_at
 
     async def start_claiming(
         self,

@@ -176,19 +176,6 @@ SET observed_generation = :generation,
     lease_expires_at = NULL
 WHERE id = :id AND claimed_by = :daemon_id;
 
--- name: start_attempt
--- Mark the row 'syncing' and remember the attempt, so a crash leaves a trace the next claim
--- closes as interrupted.  Precondition: claimed by this daemon; returns the attempt's start.
-UPDATE deployments
-SET current_status = 'syncing',
-    status_changed_at = CASE WHEN current_status = 'syncing'
-                             THEN status_changed_at ELSE now() END,
-    attempt_started_at = clock_timestamp(), attempt_action = :action,
-    attempt_image_ref = :image_ref, attempt_generation = :generation,
-    attempt_values = CAST(:values_override AS jsonb)
-WHERE id = :id AND claimed_by = :daemon_id
-RETURNING attempt_started_at;
-
 -- name: recorded_status
 -- The status this daemon recorded for the attempt that started at started_at; no row if none.
 -- After a write whose acknowledgement was lost, this tells whether it committed.
@@ -837,7 +824,7 @@ LEFT JOIN deployment_objects o ON o.deployment_id = :deployment_id
 ORDER BY o.api_group, o.kind, o.namespace, o.name;
 
 -- name: start_attempt_claiming
--- start_attempt and claim_objects in one statement: the row marked 'syncing' with the attempt,
+-- The start of an attempt and claim_objects in one statement: the row marked 'syncing' with the attempt,
 -- and the objects recorded as its own (an object another deployment owns keeps its owner).
 -- Precondition: claimed by this daemon (no row otherwise, and no object is claimed).  Returns
 -- the attempt's start and how many of the objects are now the deployment's: fewer than given
