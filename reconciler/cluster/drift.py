@@ -32,6 +32,7 @@ __all__ = [
     "describe_drift",
     "drifted_fields",
     "format_path",
+    "keyed_items",
     "parse_path",
 ]
 
@@ -143,6 +144,16 @@ def _keyed(
         if keyed_desired is not None and keyed_live is not None:
             return keyed_desired, keyed_live
     return None, None
+
+
+def keyed_items(field: str, items: list[Any]) -> dict[ItemKey, Any] | None:
+    """The items of the list named ``field`` by item key, when it is one of Kubernetes' keyed
+    lists and every item has its keys once; None when it is compared whole."""
+    for names in _LIST_MAP_KEYS.get(field, ()):
+        keyed = _by_key(items, names)
+        if keyed is not None:
+            return keyed
+    return None
 
 
 def _by_key(items: list[Any], names: tuple[str, ...]) -> dict[ItemKey, Any] | None:
