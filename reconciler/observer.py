@@ -34,7 +34,7 @@ from reconciler.errors import DatabaseError
 from reconciler.logs import get_logger
 from reconciler.model import ObjectHealth, ObjectRef, WatchedDeployment
 from reconciler.policy import OWNER_LABELS
-from reconciler.ports import LiveView, ObserverStore
+from reconciler.ports import LiveView, ObserverStore, WriteObserver
 
 log = get_logger("observer")
 
@@ -44,14 +44,12 @@ _SYNC_TIMEOUT_S = 60.0
 _IGNORED_METADATA = ("resourceVersion", "managedFields", "generation")
 
 
-class ObservedCache(LiveView, Protocol):
-    """The cache as the observer uses it."""
+class ObservedCache(LiveView, WriteObserver, Protocol):
+    """The cache as the daemon and the observer use it."""
 
     def subscribe(self, callback: Callable[[Change], None]) -> Callable[[], None]: ...
 
     async def wait_synced(self, *, timeout_s: float) -> None: ...
-
-    def is_synced(self, api_version: str, kind: str) -> bool: ...
 
 
 def key_of(ref: ObjectRef) -> Key:

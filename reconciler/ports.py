@@ -202,8 +202,23 @@ class DeliveryStore(Protocol):
     async def prune_deliveries(self, *, keep_days: float, batch: int = 1000) -> int: ...
 
 
+class WriteObserver(Protocol):
+    """Told of every write a :class:`Cluster` makes (the live cache, so it knows which of
+    them it has not shown yet: ``reconciler.cluster.unseen_writes``)."""
+
+    def writing(self, ref: ObjectRef) -> None: ...
+
+    def written(self, ref: ObjectRef, resource_version: str | None) -> None:
+        """The write answered: the object's new version, or None when it is gone."""
+        ...
+
+
 class Cluster(Protocol):
     """The Kubernetes API, as applying, health and stop use it."""
+
+    def report_writes(self, observer: WriteObserver) -> None:
+        """Tell ``observer`` of every write from now on, impersonated ones included."""
+        ...
 
     async def apply(
         self, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
@@ -273,6 +288,14 @@ class LiveView(Protocol):
     def get(self, ref: ObjectRef) -> dict[str, Any] | None: ...
 
     def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    def is_synced(self, api_version: str, kind: str) -> bool:
+        """Whether ``kind`` is tracked and listed."""
+        ...
+
+    def caught_up(self, ref: ObjectRef) -> bool:
+        """Whether the view shows every write of ``ref`` this process made."""
+        ...
 
     async def wait_changed(
         self,

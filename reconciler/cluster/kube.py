@@ -36,8 +36,10 @@ from reconciler.cluster.kube_http import (
 from reconciler.cluster.kube_requests import RequestCounter, retry_after_s
 from reconciler.cluster.server_fields import RESTARTED_AT, strip_server_fields
 from reconciler.cluster.watch_events import read_watch_events
+from reconciler.cluster.write_reports import WriteReports
 from reconciler.errors import KubernetesError, kubernetes_error
 from reconciler.model import ObjectRef
+from reconciler.ports import WriteObserver
 from reconciler.retry import Backoff, retry
 
 _T = TypeVar("_T")
@@ -77,6 +79,7 @@ class Kube:
         self._resources: dict[tuple[str, str], Any] = {}
         self._headers: dict[str, str] = {}
         self._impersonating: dict[str, Kube] = {}
+        self._reports = WriteReports()  # shared with the impersonating views
         self.requests = RequestCounter.tracing(api.configuration)  # for the metrics
 
     @classmethod
@@ -127,6 +130,10 @@ class Kube:
             self._impersonating[user] = view
         return view
 
+    def report_writes(self, observer: WriteObserver) -> None:
+        """Tell ``observer`` of every write from now on, impersonated ones included."""
+        self._reports.add(observer)
+
     async def close(self) -> None:
         await self._api.close()
         shutil.rmtree(self._cache_dir, ignore_errors=True)
@@ -154,7 +161,9 @@ class Kube:
             )
             return result
 
-        return await self._call(f"{'dry-run apply' if dry_run else 'apply'} {ref}", call)
+        if dry_run:
+            return await self._call(f"dry-run apply {ref}", call)
+        return await self._write(ref, f"apply {ref}", call)
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
@@ -190,33 +199,45 @@ class Kube:
     ) -> None:
         """Set the replicas of a Deployment/StatefulSet through its scale subresource."""
 
-        async def call() -> None:
+        async def call() -> Any:
             resource = await self._resource(ref.api_version, ref.kind)
             scale = resource.subresources.get("scale")
             if scale is None:
                 raise kubernetes_error(f"{ref} has no scale subresource", status=405)
-            await self._merge_patch(scale, ref, {"spec": {"replicas": replicas}}, field_manager)
+            return await self._merge_patch(
+                scale, ref, {"spec": {"replicas": replicas}}, field_manager
+            )
 
-        await self._call(f"scale {ref} to {replicas}", call)
+        await self._write(ref, f"scale {ref} to {replicas}", call)
 
     async def restart(self, ref: ObjectRef, *, at: str, field_manager: str | None = None) -> None:
         """Restart a workload's pods as ``kubectl rollout restart`` does: a patch (not an apply:
         the next apply, without it, leaves it and the pods alone) of restartedAt."""
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
 
-        async def call() -> None:
+        async def call() -> Any:
             resource = await self._resource(ref.api_version, ref.kind)
-            await self._merge_patch(resource, ref, body, field_manager)
+            return await self._merge_patch(resource, ref, body, field_manager)
 
-        await self._call(f"restart {ref}", call)
+        await self._write(ref, f"restart {ref}", call)
 
     async def _merge_patch(
         self, resource: Any, ref: ObjectRef, body: dict[str, Any], field_manager: str | None
-    ) -> None:
+    ) -> Any:
         """A merge patch, written as ``field_manager`` (so the watch knows it for ours)."""
         path = object_path(resource, name=ref.name, namespace=ref.namespace, writing=True)
         query = [("fieldManager", field_manager)] if field_manager is not None else []
-        await self._send("PATCH", path, query=query, body=body, content_type=MERGE_PATCH)
+        return await self._send("PATCH", path, query=query, body=body, content_type=MERGE_PATCH)
+
+    async def _write(
+        self, ref: ObjectRef, what: str, call: Callable[[], Awaitable[_T]], *, gone: bool = False
+    ) -> _T:
+        """:meth:`_call` for a write, reported before it is sent and when it answers (a
+        failed write is not: its outcome is unknown)."""
+        self._reports.writing(ref)
+        answer = await self._call(what, call)
+        self._reports.written(ref, None if gone else answer)
+        return answer
 
     async def _send(
         self,
@@ -338,7 +359,7 @@ class Kube:
                 raise
             return True
 
-        return await self._call(f"delete {ref}", call)
+        return await self._write(ref, f"delete {ref}", call, gone=True)
 
     async def is_namespaced(self, api_version: str, kind: str) -> bool | None:
         """Whether the server serves ``kind`` in namespaces; None when it does not serve it
@@ -357,7 +378,6 @@ class Kube:
 
     async def version(self) -> str:
         """The server's version (``GET /version``): the cheapest call that says it answers."""
-
         info = await self._call("read the server version", VersionApi(self._api).get_code)
         return str(info.git_version)
 

@@ -23,6 +23,7 @@ from structlog.typing import FilteringBoundLogger
 from reconciler.cluster.label_selector import Selector
 from reconciler.cluster.live_store import Change, GroupKind, ObjectTable, group_of
 from reconciler.cluster.live_watch import Counters, KindWatch, WatchSettings
+from reconciler.cluster.unseen_writes import UnseenWrites
 from reconciler.logs import get_logger
 from reconciler.model import ObjectRef
 from reconciler.retry import Backoff
@@ -149,6 +150,7 @@ class LiveCache:
         self._tasks: dict[GroupKind, asyncio.Task[None]] = {}
         self._subscribers: list[Callable[[Change], None]] = []
         self._waiters = _Waiters()
+        self._unseen = UnseenWrites(self._cached_version)
         self._closed = False
 
     # ------------------------------------------------------------ counters
@@ -247,6 +249,30 @@ class LiveCache:
         group_kind = self._tracked("v1", "Pod")
         return self._table.select(group_kind, namespace, _parse_selector(selector))
 
+    def _cached_version(self, ref: ObjectRef) -> str | None:
+        group_kind = (group_of(ref.api_version), ref.kind)
+        return self._table.version(group_kind, ref.namespace or "", ref.name)
+
+    # ------------------------------------------------------------ this process's writes
+
+    def writing(self, ref: ObjectRef) -> None:
+        """A write of ``ref`` is about to be sent (:mod:`reconciler.cluster.unseen_writes`)."""
+        self._unseen.writing(ref)
+
+    def written(self, ref: ObjectRef, resource_version: str | None) -> None:
+        """The write of ``ref`` answered: the object's new version, or None when it is gone."""
+        self._unseen.written(ref, resource_version)
+
+    def caught_up(self, ref: ObjectRef) -> bool:
+        """Whether the cache shows every write of ``ref`` this process made: only then may it
+        stand for the live object in deciding to skip an apply."""
+        return self._unseen.caught_up(ref)
+
+    @property
+    def unseen_writes(self) -> int:
+        """Writes of this process the watches have not shown yet."""
+        return len(self._unseen)
+
     def _tracked(self, api_version: str, kind: str) -> GroupKind:
         group_kind = (group_of(api_version), kind)
         if not self._table.holds(group_kind):
@@ -285,6 +311,7 @@ class LiveCache:
             self._waiters.remove(waiter)
 
     def _publish(self, change: Change) -> None:
+        self._unseen.seen(change)
         self._waiters.wake(change)
         for callback in list(self._subscribers):
             try:

@@ -131,6 +131,11 @@ class ObjectTable:
         entry = self._kinds.get(group_kind, {}).get(namespace, {}).get(name)
         return entry.decode() if entry is not None else None
 
+    def version(self, group_kind: GroupKind, namespace: str, name: str) -> str | None:
+        """The cached object's resourceVersion ("" when it had none), or None when not cached."""
+        entry = self._kinds.get(group_kind, {}).get(namespace, {}).get(name)
+        return entry.version if entry is not None else None
+
     def select(
         self, group_kind: GroupKind, namespace: str, selector: Selector
     ) -> list[dict[str, Any]]:
