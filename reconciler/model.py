@@ -137,6 +137,10 @@ class Deployment:
     rollback_to: int | None = None
     """With desired_status 'rollback': the history row to return to (None: the newest healthy
     deploy of another image)."""
+    last_writer: str | None = None
+    """On a claimed row: the daemon whose attempt wrote the deployment's objects last (None:
+    unknown).  Only a daemon that did may trust its watch cache's view of them (another's
+    writes may not have reached it yet)."""
 
 
 @dataclass(frozen=True, kw_only=True)

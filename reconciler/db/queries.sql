@@ -737,9 +737,14 @@ RETURNING r.id;
 -- its daemon died mid-rollout) has that attempt closed in the same statement: its
 -- 'interrupted' history row written from the values the claim locked, the attempt columns
 -- cleared, so an attempt is closed exactly once.  Returns the claimed rows as they are after
--- it (a deployment's columns), by id.
+-- it (a deployment's columns), by id, each with last_writer: the daemon of the attempt that
+-- wrote its objects last (the one closed here, else its newest history row; NULL if unknown).
 WITH candidates AS (
     SELECT d.id, d.claimed_by AS previous_owner,
+           CASE WHEN d.attempt_started_at IS NOT NULL THEN d.claimed_by
+                ELSE (SELECT h.daemon FROM deployment_history h WHERE h.deployment_id = d.id
+                      ORDER BY h.id DESC LIMIT 1)
+           END AS last_writer,
            d.attempt_started_at AS open_started_at, d.attempt_action AS open_action,
            d.attempt_image_ref AS open_image_ref, d.attempt_generation AS open_generation,
            -- An attempt started before attempt_values existed has only the row's values.
@@ -788,8 +793,8 @@ WITH candidates AS (
               d.next_attempt_at, d.applied_digest, d.attempt_values, d.rendered_sha, d.paused,
               d.cancel_requested_generation, d.redeploy_requested_at, d.redeploy_restart,
               d.self_heal, d.prune_all_allowed, d.heal_requested_at, d.rollback_to,
-              c.previous_owner, c.open_started_at, c.open_action, c.open_image_ref,
-              c.open_generation, c.open_values
+              c.previous_owner, c.last_writer, c.open_started_at, c.open_action,
+              c.open_image_ref, c.open_generation, c.open_values
 ), closed AS (
     INSERT INTO deployment_history (deployment_id, generation, action, status, image_ref,
                                     values_override, message, daemon, started_at,
@@ -806,7 +811,8 @@ SELECT id, project, environment, namespace, ops_repo_id, image_ref, values_overr
        lease_expires_at, attempt_started_at, attempt_action, attempt_image_ref,
        attempt_generation, attempts, next_attempt_at, applied_digest, attempt_values,
        rendered_sha, paused, cancel_requested_generation, redeploy_requested_at,
-       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to
+       redeploy_restart, self_heal, prune_all_allowed, heal_requested_at, rollback_to,
+       last_writer
 FROM claimed
 ORDER BY id;
 

@@ -438,3 +438,48 @@ async def test_claiming_a_converged_fleet_reads_rows_by_primary_key(store: Store
     plan = "\n".join(r[0] for r in await _sql(store, "EXPLAIN " + statement))
     assert "Index Scan using deployments_pkey on deployments d_1" in plan, plan
     assert "Index Scan using deployments_needing_work" in plan, plan
+
+
+async def _run_healthy(store: Store, *, daemon_id: str) -> Deployment:
+    """Claim the one deployment as ``daemon_id``, start its attempt and finish it healthy."""
+    [d] = await store.claim(daemon_id=daemon_id, limit=10, lease_s=30)
+    started = await store.start_attempt(
+        deployment_id=d.id,
+        daemon_id=daemon_id,
+        action="deploy",
+        image_ref=d.image_ref,
+        values_override={},
+        generation=d.generation,
+    )
+    assert started is not None
+    assert await store.finish_attempt(
+        deployment_id=d.id,
+        daemon_id=daemon_id,
+        started_at=started,
+        generation=d.generation,
+        result=_healthy(d.image_ref),
+    )
+    return d
+
+
+async def test_a_claimed_row_names_the_daemon_whose_attempt_wrote_last(store: Store) -> None:
+    """last_writer is unknown on a new row, the daemon of the newest history row after an
+    attempt, and the dead daemon when the claim closes its attempt as interrupted."""
+    await _deployments(store, 1)
+    first = await _run_healthy(store, daemon_id="a")
+    assert first.last_writer is None
+    await store.set_desired(project="app0", environment="prod", image_ref="reg/app:2")
+    [second] = await store.claim(daemon_id="b", limit=10, lease_s=30)
+    assert second.last_writer == "a"
+    started = await store.start_attempt(
+        deployment_id=second.id,
+        daemon_id="b",
+        action="deploy",
+        image_ref=second.image_ref,
+        values_override={},
+        generation=second.generation,
+    )
+    assert started is not None
+    await _sql(store, "UPDATE deployments SET lease_expires_at = now() - interval '1 s'")
+    [third] = await store.claim(daemon_id="c", limit=10, lease_s=30)
+    assert third.last_writer == "b"

@@ -22,13 +22,8 @@ from reconciler.model import (
 )
 from reconciler.testing.memory.inventory import InventoryMemory, Key, key_of
 
-_DESIRED = (
-    "image_ref",
-    "desired_status",
-    "values_override",
-    "namespace",
-    "ops_repo_id",
-    "rollback_to",
+_DESIRED = tuple(
+    ["image_ref", "desired_status", "values_override", "namespace", "ops_repo_id", "rollback_to"]
 )
 _SETTINGS = ("self_heal", "prune_all_allowed")
 """Columns a pipeline writes that are not desired state: no new generation."""
@@ -196,7 +191,12 @@ class InMemoryStore(InventoryMemory):
                 self._close_interrupted(row, message="the daemon running this attempt stopped")
                 row = self.deployments[row.id]
             lease = now + dt.timedelta(seconds=lease_s)
-            claimed.append(self._put(row, claimed_by=daemon_id, lease_expires_at=lease))
+            writer = next(
+                (h.daemon for h in reversed(self.history) if h.deployment_id == row.id), None
+            )
+            claimed.append(
+                self._put(row, claimed_by=daemon_id, lease_expires_at=lease, last_writer=writer)
+            )
         return claimed
 
     def _close_interrupted(self, row: Deployment, *, message: str) -> None:
