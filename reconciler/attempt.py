@@ -391,9 +391,9 @@ class Attempt(Recorder):
             namespace=self.d.namespace,
             field_manager=self.options.field_manager,
             known=seen_by(self.hooks.namespaces, self.user),
+            live=self.hooks.live if self.options.skips_for(self.d) else None,
         )
-        refs = [ObjectRef.from_object(o) for o in objects]
-        self.applied_objects = tuple(refs)
+        self.applied_objects = refs = tuple(ObjectRef.from_object(o) for o in objects)
         if self.verb is Verb.REDEPLOY and self.d.redeploy_restart:
             applied = await self._restart(objects, applied)
         self.hooks.applied()

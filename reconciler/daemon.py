@@ -25,7 +25,6 @@ from reconciler.attempt import CONVERGED, Hooks, Options, Outcome, run_attempt
 from reconciler.checkouts import Checkouts
 from reconciler.cluster.namespaces import KnownNamespaces
 from reconciler.db import NOTIFY_CHANNEL, Listener, Store
-from reconciler.decide import RetryPolicy
 from reconciler.deliveries import Deliverer, deliverer_for
 from reconciler.errors import DatabaseError
 from reconciler.logs import get_logger
@@ -94,21 +93,10 @@ class Daemon:
         self.heartbeat = time.monotonic()
         self.looping = False
         self._renderer = renderer or PoolRenderer(timeout_s=settings.render_timeout_s)
-        self._options = Options(
-            field_manager=settings.field_manager,
-            health_timeout_s=settings.health_timeout_s,
-            health_poll_s=0.5,
-            daemon_id=settings.daemon_id,
-            retry=RetryPolicy(
-                max_attempts=settings.max_attempts,
-                base_s=settings.retry_base_s,
-                max_s=settings.retry_max_s,
-            ),
-            renderer=self._renderer,
-            kubernetes_version=settings.kubernetes_version,
-            self_heal=settings.self_heal,
-        )
+        self._options = Options.from_settings(settings, renderer=self._renderer)
         self.live = live
+        if live is not None:
+            kube.report_writes(live)  # so an unchanged apply is skipped only on what it saw
         self._namespaces = KnownNamespaces()
         self.observer: Observer | None = None
         self._listener = listener or self._default_listener

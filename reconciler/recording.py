@@ -21,7 +21,7 @@ from reconciler.logs import get_logger
 from reconciler.model import AttemptResult, AttemptStatus, Checkout, Deployment, ObjectRef, Verb
 from reconciler.ports import AttemptStore, Renderer
 from reconciler.retry import Backoff, retry
-from reconciler.settings import DEFAULT_KUBERNETES_VERSION
+from reconciler.settings import DEFAULT_KUBERNETES_VERSION, Settings
 
 log = get_logger("reconcile")
 
@@ -51,6 +51,33 @@ class Options:
     """Waiting out an unreachable database to record an attempt that touched the cluster."""
     self_heal: bool = True
     """Re-apply drifted objects of deployments whose ``self_heal`` column is NULL."""
+    skip_unchanged: bool = True
+    """Leave out the applies the watch cache shows would change nothing."""
+
+    def skips_for(self, deployment: Deployment) -> bool:
+        """Whether an attempt of ``deployment`` may leave out unchanged applies: only when
+        this daemon wrote its objects last, so that no write of another daemon is in flight
+        past the watch cache (drift checks do not flag our own field manager's writes)."""
+        return self.skip_unchanged and deployment.last_writer == self.daemon_id
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, renderer: Renderer) -> Options:
+        """The options ``settings`` give (health read every 0.5 s where no cache serves it)."""
+        return cls(
+            field_manager=settings.field_manager,
+            health_timeout_s=settings.health_timeout_s,
+            health_poll_s=0.5,
+            daemon_id=settings.daemon_id,
+            retry=decide.RetryPolicy(
+                max_attempts=settings.max_attempts,
+                base_s=settings.retry_base_s,
+                max_s=settings.retry_max_s,
+            ),
+            renderer=renderer,
+            kubernetes_version=settings.kubernetes_version,
+            self_heal=settings.self_heal,
+            skip_unchanged=settings.skip_unchanged_applies,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -101,6 +101,11 @@ class Settings:
     deployment's ``self_heal`` column overrides it); false: such deployments show
     ``drifted``."""
 
+    skip_unchanged_applies: bool = True
+    """RECONCILER_SKIP_UNCHANGED_APPLIES: an attempt does not send the apply of an object the
+    watch cache shows as an apply would leave it (every field ours, at our value); false:
+    every rendered object is applied on every attempt."""
+
     drift_check_interval_s: float = 300.0
     """RECONCILER_DRIFT_CHECK_INTERVAL_S: how often every owned object is compared with what
     the watches hold, besides each watch event (and once at start): what a watch missed, or
@@ -170,6 +175,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     take("RECONCILER_HISTORY_RETENTION_DAYS", "history_retention_days", _positive_days)
     take("RECONCILER_KUBERNETES_VERSION", "kubernetes_version", _kubernetes_version)
     take("RECONCILER_SELF_HEAL", "self_heal", _boolean)
+    take("RECONCILER_SKIP_UNCHANGED_APPLIES", "skip_unchanged_applies", _boolean)
     take("RECONCILER_DRIFT_CHECK_INTERVAL_S", "drift_check_interval_s", _positive_seconds)
     take("RECONCILER_HTTP_ADDRESS", "http_address", _http_address)
     # Outgoing webhooks.

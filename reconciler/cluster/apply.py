@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reconciler.cluster.in_sync import in_sync
 from reconciler.cluster.namespaces import SeenNamespaces, may_be_missing_namespace
 from reconciler.errors import KubernetesError, kubernetes_error
 from reconciler.model import ObjectRef
-from reconciler.ports import Cluster
+from reconciler.ports import Cluster, LiveView
 from reconciler.retry import poll_until
 
 # Objects others depend on go first: a Pod cannot mount a ConfigMap that does not exist yet, and a
@@ -90,11 +91,13 @@ async def apply_all(
     field_manager: str,
     crd_timeout_s: float = 60.0,
     known: SeenNamespaces | None = None,
+    live: LiveView | None = None,
 ) -> list[dict[str, Any]]:
     """Server-side apply every object, phase by phase, creating ``namespace`` if needed (not
     asked again when ``known`` holds it: then a refusal saying it is gone applies it and tries
-    that phase once more).  Returns the objects as the server stored them, in the order of
-    ``objects``."""
+    that phase once more).  An object ``live`` shows in sync (an apply would change nothing:
+    :mod:`reconciler.cluster.in_sync`) is not sent.  Returns the objects as the server stored
+    them, in the order of ``objects``."""
     phases = apply_phases(objects)
     implicit = not any(o.get("metadata", {}).get("name") == namespace for o in phases[0])
     skipped = implicit and known is not None and known.holds(namespace)
@@ -105,7 +108,7 @@ async def apply_all(
         if not phase:
             continue
         try:
-            results = await _apply_phase(kube, phase, field_manager=field_manager)
+            results = await _apply_phase(kube, phase, field_manager=field_manager, live=live)
         except KubernetesError as exc:
             if not (skipped and known is not None and may_be_missing_namespace(exc)):
                 raise
@@ -113,7 +116,7 @@ async def apply_all(
             skipped = False
             known.forget(namespace)
             await _apply_namespace(kube, namespace, field_manager=field_manager, known=known)
-            results = await _apply_phase(kube, phase, field_manager=field_manager)
+            results = await _apply_phase(kube, phase, field_manager=field_manager, live=live)
         stored.update((id(obj), result) for obj, result in zip(phase, results, strict=True))
         if index == CRD_PHASE:
             await asyncio.gather(
@@ -136,11 +139,35 @@ async def _apply_namespace(
 
 
 async def _apply_phase(
-    kube: Cluster, phase: Sequence[Mapping[str, Any]], *, field_manager: str
+    kube: Cluster,
+    phase: Sequence[Mapping[str, Any]],
+    *,
+    field_manager: str,
+    live: LiveView | None,
 ) -> list[dict[str, Any]]:
-    return list(
-        await asyncio.gather(*(kube.apply(obj, field_manager=field_manager) for obj in phase))
-    )
+    async def apply(obj: Mapping[str, Any]) -> dict[str, Any]:
+        current = unchanged(obj, live=live, field_manager=field_manager)
+        if current is not None:
+            return current
+        return await kube.apply(obj, field_manager=field_manager)
+
+    return list(await asyncio.gather(*(apply(obj) for obj in phase)))
+
+
+def unchanged(
+    obj: Mapping[str, Any], *, live: LiveView | None, field_manager: str
+) -> dict[str, Any] | None:
+    """The live object when applying ``obj`` would change nothing, as far as ``live`` can
+    tell (its kind listed, every write of ours to it seen); None when it must be applied."""
+    if live is None:
+        return None
+    ref = ObjectRef.from_object(obj)
+    if not live.is_synced(ref.api_version, ref.kind) or not live.caught_up(ref):
+        return None
+    current = live.get(ref)
+    if not in_sync(rendered=obj, live=current, manager=field_manager):
+        return None
+    return current
 
 
 async def _wait_established(kube: Cluster, crd: Mapping[str, Any], *, timeout_s: float) -> None:

@@ -55,10 +55,10 @@ def test_throughput_small_ends_with_its_json_line() -> None:
     assert payload["bench"] == "throughput"
     assert payload["deployments"] == 100
     assert payload["history"] == {"healthy": 100}
-    # At least the ConfigMap and Deployment applies (health comes from the watches; the
-    # Namespace was applied when the deployment was created, before the timed update).
-    assert payload["requests_per_deployment"] >= 2
-    assert payload["requests"]["apply"]["by_resource"]["deployments"] == 100
+    # The Deployment's applies alone: health comes from the watches, the unchanged ConfigMap
+    # and Service are not applied again, and the Namespace was applied at the creation.
+    assert payload["requests_per_deployment"] == 1
+    assert payload["requests"]["apply"]["by_resource"] == {"deployments": 100}
     assert payload["concurrency_default"] is True
     assert set(payload["cpu_ms_per_deployment"]) >= {"daemon", "render_workers", "fakekube"}
     assert payload["bulk_update_s"] > 0

@@ -1,5 +1,5 @@
 """Fault 5: three daemon processes on one database, each with its own checkout of the ops repo.
-Every deployment is applied exactly once per change, counted in fakekube's request log."""
+Every changed object is applied exactly once per change, counted in fakekube's request log."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ from tests.support.waiting import wait_until
 
 DAEMONS = 3
 PROJECTS = [f"svc{i:02d}" for i in range(24)]
+# An image change touches the Deployment, a commit of new values the ConfigMap alone (the
+# daemon does not send an object an apply would leave unchanged).
+PLURALS = ("deployments", "configmaps")
+
+
+def _deployment_of(key: str) -> str:
+    """``namespace/name`` of an applied object, as the Deployment's (the ConfigMap is
+    ``<project>-config``)."""
+    return key.removesuffix("-config")
 
 
 async def _recorded_by(store: Store) -> collections.Counter[str]:
@@ -67,10 +76,11 @@ async def test_three_daemons_apply_each_change_once(
         daemon_processes.append(daemon)
     await asyncio.gather(*(d.start() for d in daemon_processes))
 
-    async def wave(name: str, change: Callable[[], object]) -> dict[str, int]:
+    async def wave(name: str, change: Callable[[], object], *, plural: str) -> dict[str, int]:
         """Make a change, wait until every deployment runs it (image and commit) and return
-        how many times each Deployment object was applied meanwhile."""
-        before = applies_per_object(cluster)
+        how many times each object of ``plural`` (the kind the change touches) was applied
+        meanwhile; the other kind, unchanged, must not have been applied twice."""
+        before = {kind: applies_per_object(cluster, plural=kind) for kind in PLURALS}
         result = change()
         if asyncio.iscoroutine(result):
             await result
@@ -83,8 +93,17 @@ async def test_three_daemons_apply_each_change_once(
             )
 
         await wait_until(done, timeout_s=90, what=f"wave '{name}'")
-        after = applies_per_object(cluster)
-        return {key: after.get(key, 0) - before.get(key, 0) for key in {*before, *after}}
+        counts = {}
+        for kind in PLURALS:
+            after = applies_per_object(cluster, plural=kind)
+            counts[kind] = {
+                k: after.get(k, 0) - before[kind].get(k, 0) for k in {*before[kind], *after}
+            }
+        unchanged = {
+            k: n for kind in PLURALS if kind != plural for k, n in counts[kind].items() if n > 1
+        }
+        assert unchanged == {}, f"wave '{name}' applied unchanged objects more than once"
+        return {_deployment_of(k): n for k, n in counts[plural].items()}
 
     async def create() -> None:
         for project in PROJECTS:
@@ -102,12 +121,20 @@ async def test_three_daemons_apply_each_change_once(
         return ops_remote.commit(greeting)
 
     waves = {
-        "new rows": await wave("new rows", create),
-        "new images": await wave("new images", lambda: new_images("reg/app:2")),
-        "a commit": await wave("a commit", lambda: commit("changed")),
-        "another commit": await wave("another commit", lambda: commit("changed again")),
-        "a third commit": await wave("a third commit", lambda: commit("changed thrice")),
-        "newer images": await wave("newer images", lambda: new_images("reg/app:3")),
+        "new rows": await wave("new rows", create, plural="deployments"),
+        "new images": await wave(
+            "new images", lambda: new_images("reg/app:2"), plural="deployments"
+        ),
+        "a commit": await wave("a commit", lambda: commit("changed"), plural="configmaps"),
+        "another commit": await wave(
+            "another commit", lambda: commit("again"), plural="configmaps"
+        ),
+        "a third commit": await wave(
+            "a third commit", lambda: commit("thrice"), plural="configmaps"
+        ),
+        "newer images": await wave(
+            "newer images", lambda: new_images("reg/app:3"), plural="deployments"
+        ),
     }
     head = ops_remote._git("rev-parse", "HEAD")
     for d in await store.list_deployments():
