@@ -18,6 +18,7 @@ from reconciler.decide import RetryPolicy
 from reconciler.errors import OpsRepoError, RenderError
 from reconciler.model import AttemptResult, Checkout, Deployment
 from reconciler.testing.memory import InMemoryCluster, InMemoryRenderer
+from tests.support.store_steps import healthy_result, run_healthy, start
 
 
 async def _deployments(store: Store, count: int) -> int:
@@ -27,20 +28,6 @@ async def _deployments(store: Store, count: int) -> int:
             project=f"app{i}", environment="prod", ops_repo_id=repo.id, image_ref="reg/app:1"
         )
     return repo.id
-
-
-def _healthy(image: str = "reg/app:1") -> AttemptResult:
-    return AttemptResult(
-        action="deploy",
-        status="healthy",
-        image_ref=image,
-        values_override={},
-        sha="abc",
-        digest="d1",
-        message="",
-        attempts=0,
-        retry_in_s=None,
-    )
 
 
 async def test_two_daemons_never_claim_the_same_row(store: Store) -> None:
@@ -88,7 +75,7 @@ async def test_converged_rows_are_not_claimed(store: Store) -> None:
         daemon_id="a",
         started_at=started,
         generation=d.generation,
-        result=_healthy(),
+        result=healthy_result(),
     )
     assert await store.claim(daemon_id="a", limit=10, lease_s=30) == []
     row = await store.get_deployment_by_id(d.id)
@@ -122,7 +109,11 @@ async def test_a_dead_daemons_attempt_is_closed_once_as_interrupted(store: Store
     assert (entry.status, entry.action, entry.generation) == ("interrupted", "deploy", 1)
     # The dead daemon's late finish is refused: the attempt is closed already.
     assert not await store.finish_attempt(
-        deployment_id=d.id, daemon_id="dead", started_at=started, generation=1, result=_healthy()
+        deployment_id=d.id,
+        daemon_id="dead",
+        started_at=started,
+        generation=1,
+        result=healthy_result(),
     )
     assert len(await store.history(deployment_id=d.id)) == 1
 
@@ -145,7 +136,7 @@ async def test_new_commit_claims_only_deployments_on_another_sha(store: Store) -
             daemon_id="a",
             started_at=started,
             generation=d.generation,
-            result=_healthy(),
+            result=healthy_result(),
         )
     await store.record_repo_sync(repo_id=repo_id, sha="abc", error=None)
     assert await store.claim(daemon_id="a", limit=10, lease_s=30) == []
@@ -268,7 +259,10 @@ async def test_a_rollback_does_not_overwrite_a_newer_desired_state(store: Store)
         project="app0", environment="prod", ops_repo_id=d.ops_repo_id, image_ref="reg/app:9"
     )
     result = dataclasses.replace(
-        _healthy("reg/app:0"), action="rollback", values_override={"a": 1}, restore_desired=True
+        healthy_result("reg/app:0"),
+        action="rollback",
+        values_override={"a": 1},
+        restore_desired=True,
     )
     assert await store.finish_attempt(
         deployment_id=d.id,
@@ -341,7 +335,7 @@ async def test_a_commit_synced_elsewhere_is_claimed_by_a_new_daemon(database_url
             daemon_id="a",
             started_at=await _start(syncing, d),
             generation=d.generation,
-            result=dataclasses.replace(_healthy(), sha="s1"),
+            result=dataclasses.replace(healthy_result(), sha="s1"),
         )
         assert await syncing.claim(daemon_id="a", limit=10, lease_s=30) == []
         await syncing.record_repo_sync(repo_id=repo_id, sha="s2", error=None)
@@ -394,7 +388,7 @@ async def test_a_failure_that_applied_nothing_keeps_the_current_columns(store: S
         daemon_id="a",
         started_at=await _start(store, d),
         generation=d.generation,
-        result=dataclasses.replace(_healthy(), values_override={"v": 1}),
+        result=dataclasses.replace(healthy_result(), values_override={"v": 1}),
     )
     changed = await store.set_desired(project="app0", environment="prod", image_ref="reg/app:2")
     [d] = await store.claim(daemon_id="a", limit=10, lease_s=30)
@@ -440,46 +434,16 @@ async def test_claiming_a_converged_fleet_reads_rows_by_primary_key(store: Store
     assert "Index Scan using deployments_needing_work" in plan, plan
 
 
-async def _run_healthy(store: Store, *, daemon_id: str) -> Deployment:
-    """Claim the one deployment as ``daemon_id``, start its attempt and finish it healthy."""
-    [d] = await store.claim(daemon_id=daemon_id, limit=10, lease_s=30)
-    started = await store.start_attempt(
-        deployment_id=d.id,
-        daemon_id=daemon_id,
-        action="deploy",
-        image_ref=d.image_ref,
-        values_override={},
-        generation=d.generation,
-    )
-    assert started is not None
-    assert await store.finish_attempt(
-        deployment_id=d.id,
-        daemon_id=daemon_id,
-        started_at=started,
-        generation=d.generation,
-        result=_healthy(d.image_ref),
-    )
-    return d
-
-
 async def test_a_claimed_row_names_the_daemon_whose_attempt_wrote_last(store: Store) -> None:
     """last_writer is unknown on a new row, the daemon of the newest history row after an
     attempt, and the dead daemon when the claim closes its attempt as interrupted."""
     await _deployments(store, 1)
-    first = await _run_healthy(store, daemon_id="a")
+    first = await run_healthy(store, daemon_id="a")
     assert first.last_writer is None
     await store.set_desired(project="app0", environment="prod", image_ref="reg/app:2")
     [second] = await store.claim(daemon_id="b", limit=10, lease_s=30)
     assert second.last_writer == "a"
-    started = await store.start_attempt(
-        deployment_id=second.id,
-        daemon_id="b",
-        action="deploy",
-        image_ref=second.image_ref,
-        values_override={},
-        generation=second.generation,
-    )
-    assert started is not None
+    await start(store, second, daemon_id="b")
     await _sql(store, "UPDATE deployments SET lease_expires_at = now() - interval '1 s'")
     [third] = await store.claim(daemon_id="c", limit=10, lease_s=30)
     assert third.last_writer == "b"

@@ -23,6 +23,14 @@ def _counts(pipeline: Pipeline) -> dict[str, int]:
     }
 
 
+async def _rollout(pipeline: Pipeline, image: str, **desired: object) -> dict[str, int]:
+    """Deploy ``image`` (and ``desired``) and wait until healthy: the applies sent, by kind."""
+    before = _counts(pipeline)
+    await pipeline.deploy("app", image_ref=image, **desired)
+    await pipeline.wait_for("app", until=healthy_on(image))
+    return {plural: n - before[plural] for plural, n in _counts(pipeline).items()}
+
+
 def _greeting(pipeline: Pipeline) -> object:
     live = pipeline.fakekube.get_object(
         api_version="v1", kind="ConfigMap", name="app-config", namespace=NS
@@ -37,12 +45,11 @@ async def test_an_image_update_applies_the_deployment_alone(pipeline: Pipeline) 
     await pipeline.start_daemon()
     await pipeline.deploy("app")
     await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
-    before = _counts(pipeline)
-    await pipeline.deploy("app", image_ref="reg/app:2")
-    await pipeline.wait_for("app", until=healthy_on("reg/app:2"))
-    after = _counts(pipeline)
-    assert after["deployments"] == before["deployments"] + 1
-    assert (after["configmaps"], after["services"]) == (before["configmaps"], before["services"])
+    assert await _rollout(pipeline, "reg/app:2") == {
+        "deployments": 1,
+        "configmaps": 0,
+        "services": 0,
+    }
 
 
 async def test_a_changed_value_is_applied(pipeline: Pipeline) -> None:
@@ -50,12 +57,8 @@ async def test_a_changed_value_is_applied(pipeline: Pipeline) -> None:
     await pipeline.start_daemon()
     await pipeline.deploy("app")
     await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
-    before = _counts(pipeline)
-    await pipeline.deploy("app", image_ref="reg/app:2", values_override={"greeting": "hi"})
-    await pipeline.wait_for("app", until=healthy_on("reg/app:2"))
-    after = _counts(pipeline)
-    assert after["configmaps"] == before["configmaps"] + 1
-    assert after["services"] == before["services"]
+    sent = await _rollout(pipeline, "reg/app:2", values_override={"greeting": "hi"})
+    assert (sent["configmaps"], sent["services"]) == (1, 0)
     assert _greeting(pipeline) == "hi"
 
 
@@ -71,12 +74,8 @@ async def test_an_object_someone_else_changed_is_applied_by_the_next_rollout(
         "-n", NS, "patch", "configmap", "app-config", "-p", '{"data":{"greeting":"edited"}}'
     )
     await pipeline.wait_for("app", until=lambda d: d.current_status == "drifted")
-    before = _counts(pipeline)
-    await pipeline.deploy("app", image_ref="reg/app:2")
-    await pipeline.wait_for("app", until=healthy_on("reg/app:2"))
-    after = _counts(pipeline)
-    assert after["configmaps"] == before["configmaps"] + 1
-    assert after["services"] == before["services"]
+    sent = await _rollout(pipeline, "reg/app:2")
+    assert (sent["configmaps"], sent["services"]) == (1, 0)
     assert _greeting(pipeline) == "hello"
 
 
@@ -103,11 +102,11 @@ async def test_with_the_setting_off_every_object_is_applied(pipeline: Pipeline) 
     await pipeline.start_daemon(skip_unchanged_applies=False)
     await pipeline.deploy("app")
     await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
-    before = _counts(pipeline)
-    await pipeline.deploy("app", image_ref="reg/app:2")
-    await pipeline.wait_for("app", until=healthy_on("reg/app:2"))
-    after = _counts(pipeline)
-    assert after == {plural: count + 1 for plural, count in before.items()}
+    assert await _rollout(pipeline, "reg/app:2") == {
+        "deployments": 1,
+        "configmaps": 1,
+        "services": 1,
+    }
 
 
 async def test_the_first_attempt_after_another_daemons_applies_every_object(
@@ -121,12 +120,13 @@ async def test_the_first_attempt_after_another_daemons_applies_every_object(
     await pipeline.wait_for("app", until=healthy_on("reg/app:1"))
     await pipeline.stop_daemons()
     await pipeline.start_daemon(daemon_id="daemon-b", repos_dir=pipeline.settings.repos_dir / "b")
-    before = _counts(pipeline)
-    await pipeline.deploy("app", image_ref="reg/app:2")
-    await pipeline.wait_for("app", until=healthy_on("reg/app:2"))
-    taken_over = _counts(pipeline)
-    assert taken_over == {plural: n + 1 for plural, n in before.items()}
-    await pipeline.deploy("app", image_ref="reg/app:3")
-    await pipeline.wait_for("app", until=healthy_on("reg/app:3"))
-    after = _counts(pipeline)
-    assert after == {**taken_over, "deployments": taken_over["deployments"] + 1}
+    assert await _rollout(pipeline, "reg/app:2") == {
+        "deployments": 1,
+        "configmaps": 1,
+        "services": 1,
+    }
+    assert await _rollout(pipeline, "reg/app:3") == {
+        "deployments": 1,
+        "configmaps": 0,
+        "services": 0,
+    }

@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.cluster.label_selector import Selector
 from reconciler.cluster.live_store import group_of
+from reconciler.cluster.write_reports import WriteReports
 from reconciler.errors import kubernetes_error
 from reconciler.model import ObjectRef
 from reconciler.ports import WriteObserver
@@ -54,19 +55,10 @@ class InMemoryCluster:
         self.applies_open.set()
         self.applying = 0
         """Applies waiting on :attr:`applies_open` now."""
-        self.write_observers: list[WriteObserver] = []
+        self.write_reports = WriteReports()
 
     def report_writes(self, observer: WriteObserver) -> None:
-        self.write_observers.append(observer)
-
-    def _writing(self, ref: ObjectRef) -> None:
-        for observer in self.write_observers:
-            observer.writing(ref)
-
-    def _written(self, ref: ObjectRef, live: Mapping[str, Any] | None) -> None:
-        version = live["metadata"]["resourceVersion"] if live is not None else None
-        for observer in self.write_observers:
-            observer.written(ref, version)
+        self.write_reports.add(observer)
 
     async def apply(
         self, obj: Mapping[str, Any], *, field_manager: str, dry_run: bool = False
@@ -85,14 +77,14 @@ class InMemoryCluster:
         if dry_run:
             self.dry_runs.append(ref)
             return live
-        self._writing(ref)
+        self.write_reports.writing(ref)
         existed = ref in self.objects
         live["metadata"]["managedFields"] = [_entry(field_manager, "Apply")]
         self.objects[ref] = live
         self._changed("MODIFIED" if existed else "ADDED", live)
         self.applied.append(ref)
         self.applied_as.append((ref, self.user))
-        self._written(ref, live)
+        self.write_reports.written(ref, live)
         return live
 
     def _check_namespace(self, ref: ObjectRef) -> None:
@@ -148,25 +140,25 @@ class InMemoryCluster:
     async def scale(
         self, ref: ObjectRef, *, replicas: int, field_manager: str | None = None
     ) -> None:
-        self._writing(ref)
+        self.write_reports.writing(ref)
         self.objects[ref].setdefault("spec", {})["replicas"] = replicas
         self._changed("MODIFIED", self.objects[ref])
         self.scaled.append((ref, replicas))
-        self._written(ref, self.objects[ref])
+        self.write_reports.written(ref, self.objects[ref])
 
     async def restart(self, ref: ObjectRef, *, at: str, field_manager: str | None = None) -> None:
         template = self.objects[ref].setdefault("spec", {}).setdefault("template", {})
         annotations = template.setdefault("metadata", {}).setdefault("annotations", {})
-        self._writing(ref)
+        self.write_reports.writing(ref)
         annotations["kubectl.kubernetes.io/restartedAt"] = at
         self._changed("MODIFIED", self.objects[ref])
         self.restarted.append(ref)
-        self._written(ref, self.objects[ref])
+        self.write_reports.written(ref, self.objects[ref])
 
     async def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
-        self._writing(ref)
+        self.write_reports.writing(ref)
         live = self.objects.pop(ref, None)
-        self._written(ref, None)
+        self.write_reports.written(ref, None)
         if live is None:
             return False
         self.deleted.append(ref)
