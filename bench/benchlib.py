@@ -340,9 +340,17 @@ class FakeKubeProcess:
     timestamps we trust) and lets us report its CPU separately.  See ``fakekube_server.py``.
     """
 
-    def __init__(self, *, workdir: Path, rollout_delay_s: float, latency_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        rollout_delay_s: float,
+        latency_s: float = 0.0,
+        sample: Path | None = None,
+    ) -> None:
         self.kubeconfig = workdir / "kubeconfig"
         self._workdir = workdir
+        self._sample = sample
         self._rollout_delay_s = rollout_delay_s
         self._latency_s = latency_s
         self._process: asyncio.subprocess.Process | None = None
@@ -365,6 +373,7 @@ class FakeKubeProcess:
             str(self._rollout_delay_s),
             "--latency",
             str(self._latency_s),
+            *(["--sample", str(self._sample)] if self._sample is not None else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=child_environment(home=self._workdir),
@@ -382,6 +391,12 @@ class FakeKubeProcess:
         if "error" in answer:
             raise BenchmarkError(f"fakekube: {answer['error']}")
         return answer
+
+    def signal(self, signum: int) -> None:
+        """Send fakekube the sampler's SIGUSR1 / SIGUSR2; nothing without ``sample`` (it
+        would end the process)."""
+        if self._process is not None and self._sample is not None:
+            self._process.send_signal(signum)
 
     async def ask(self, command: str, **arguments: Any) -> dict[str, Any]:
         """Send one command, return its answer (see fakekube_server.py for the commands)."""
@@ -441,10 +456,12 @@ class FakeKubeProcess:
 
 @contextlib.asynccontextmanager
 async def fakekube_process(
-    *, workdir: Path, rollout_delay_s: float, latency_s: float = 0.0
+    *, workdir: Path, rollout_delay_s: float, latency_s: float = 0.0, sample: Path | None = None
 ) -> AsyncIterator[FakeKubeProcess]:
     """A started :class:`FakeKubeProcess`, stopped on exit."""
-    server = FakeKubeProcess(workdir=workdir, rollout_delay_s=rollout_delay_s, latency_s=latency_s)
+    server = FakeKubeProcess(
+        workdir=workdir, rollout_delay_s=rollout_delay_s, latency_s=latency_s, sample=sample
+    )
     await server.start()
     try:
         yield server

@@ -9,7 +9,8 @@ Deployments, Services, Pods and ReplicaSets encode every event as the daemon's s
 and the controllers roll each Deployment out (ReplicaSet, Pod, status writes).  All are created
 and rolled out first; then each round updates every Deployment's image and is timed until all
 rollouts are complete.  Reports ``time.process_time`` per deployment (client work is none: the
-bodies are encoded before the clock starts); ``--profile`` writes cProfile stats of the rounds.
+bodies are encoded before the clock starts); ``--profile`` writes cProfile stats of the rounds,
+``--sample FILE`` samples their stacks instead (``sampler.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ import argparse
 import asyncio
 import cProfile
 import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
+
+from sampler import finish, install
 
 from reconciler import jsoncodec
 from reconciler.testing.fakekube import FakeKube
@@ -188,14 +193,19 @@ async def _bench(arguments: argparse.Namespace) -> None:
     try:
         await _round(fakekube, watches, count, images[0])
         profiler = cProfile.Profile() if arguments.profile else None
+        sampler = install() if arguments.sample else None
         started_cpu, started_wall = time.process_time(), time.perf_counter()
         if profiler is not None:
             profiler.enable()
+        if sampler is not None:
+            sampler.start(signal.SIGUSR1, None)
         for image in images[1:]:
             await _round(fakekube, watches, count, image)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(arguments.profile)
+        if sampler is not None:
+            finish(sampler, Path(arguments.sample))
         cpu = time.process_time() - started_cpu
         wall = time.perf_counter() - started_wall
     finally:
@@ -213,6 +223,7 @@ def main() -> None:
     parser.add_argument("--deployments", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", default="")
+    parser.add_argument("--sample", default="", help="sample stacks to FILE (see sampler.py)")
     asyncio.run(_bench(parser.parse_args()))
 
 

@@ -1,6 +1,7 @@
 """fakekube in a process of its own, steered by the benchmarks over stdin/stdout.
 
     python bench/fakekube_server.py --kubeconfig PATH [--rollout-delay S] [--latency S]
+                                    [--sample FILE]
 
 The first stdout line is ``{"url": ...}``.  Then each stdin line is a JSON command and gets one
 JSON line back:
@@ -18,9 +19,12 @@ JSON line back:
   objects of a kind are stored (all namespaces);
 * ``{"command": "ping"}``.
 
-End of stdin stops the server.  ``python -m reconciler.testing.fakekube`` takes fault options on
-its command line too, but it cannot change them while it runs and offers no way to read its
-request log from outside, hence this wrapper.
+End of stdin stops the server.  With ``--sample FILE`` SIGUSR1 and SIGUSR2 start and stop a
+sampling profiler whose stacks are written to FILE at exit (see ``sampler.py``).
+
+``python -m reconciler.testing.fakekube`` takes fault options on its command line too, but it
+cannot change them while it runs and offers no way to read its request log from outside, hence
+this wrapper.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from sampler import finish, install
 
 from reconciler.testing.fakekube import FakeKube
 from reconciler.testing.fakekube.api_errors import ApiError
@@ -45,6 +51,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--rollout-delay", type=float, default=0.2)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--sample", type=Path, default=None)
     return parser.parse_args()
 
 
@@ -133,7 +140,15 @@ async def _serve(arguments: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    asyncio.run(_serve(_arguments()))
+    arguments = _arguments()
+    if arguments.sample is None:
+        asyncio.run(_serve(arguments))
+        return 0
+    sampler = install()
+    try:
+        asyncio.run(_serve(arguments))
+    finally:
+        finish(sampler, arguments.sample)
     return 0
 
 

@@ -27,7 +27,8 @@ deployment, daemon + render workers + fakekube.
 only the bulk update window; FILE gets the pstats dump and FILE.txt the top functions.  It
 slows the daemon: take its timings from a run without it.  ``--sample FILE`` runs it under a
 sampling profiler instead (``bench/sampled_daemon.py``: stacks every 5 ms of CPU, no cost per
-call), FILE the collapsed stacks and FILE.txt a summary.
+call), FILE the collapsed stacks and FILE.txt a summary; fakekube's go to FILE.fakekube and
+FILE.fakekube.txt.
 """
 
 from __future__ import annotations
@@ -108,14 +109,22 @@ def _arguments() -> argparse.Namespace:
         "--sample",
         type=Path,
         metavar="FILE",
-        help="run the daemon under a sampling profiler for the bulk update (collapsed stacks "
-        "to FILE, a summary to FILE.txt)",
+        help="run the daemon and fakekube under a sampling profiler for the bulk update "
+        "(collapsed stacks to FILE and FILE.fakekube, summaries to FILE.txt and "
+        "FILE.fakekube.txt)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     arguments = parser.parse_args()
     if arguments.profile is not None and arguments.sample is not None:
         parser.error("--profile and --sample exclude each other")
     return arguments
+
+
+def _fakekube_samples(arguments: argparse.Namespace) -> Path | None:
+    if arguments.sample is None:
+        return None
+    sample: Path = arguments.sample.resolve()
+    return sample.with_name(sample.name + ".fakekube")
 
 
 def _daemon(
@@ -224,6 +233,7 @@ async def _bulk_update(
     kube_cpu = cpu_times(kube.pid)
     if profiling:
         daemon.signal(signal.SIGUSR1)
+        kube.signal(signal.SIGUSR1)
     pipeline.peak_other_connections = 0
     pipeline.peak_busy_connections = 0
     transactions, sessions = await _transactions(pipeline)
@@ -234,6 +244,7 @@ async def _bulk_update(
     finally:
         if profiling:
             daemon.signal(signal.SIGUSR2)
+            kube.signal(signal.SIGUSR2)
     busy = machine_cpu.busy_share()
     transactions_after, sessions_after = await _transactions(pipeline)
     transactions = transactions_after - transactions
@@ -275,7 +286,10 @@ async def _run(arguments: argparse.Namespace) -> dict[str, Any]:
         async with (
             local_postgres(work.path) as database_url,
             fakekube_process(
-                workdir=work.path, rollout_delay_s=ROLLOUT_DELAY_S, latency_s=LATENCY_S
+                workdir=work.path,
+                rollout_delay_s=ROLLOUT_DELAY_S,
+                latency_s=LATENCY_S,
+                sample=_fakekube_samples(arguments),
             ) as kube,
             Pipeline.connect(database_url) as pipeline,
         ):
@@ -460,6 +474,7 @@ def _report(
         result_line("profile", f"{arguments.profile} (pstats), {arguments.profile}.txt")
     if arguments.sample is not None:
         result_line("samples", f"{arguments.sample} (collapsed stacks), {arguments.sample}.txt")
+        result_line("fakekube's samples", f"{_fakekube_samples(arguments)}(.txt)")
     return {
         "bench": "throughput",
         "small": arguments.small,
