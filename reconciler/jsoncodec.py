@@ -7,7 +7,8 @@ library's answer is the one given: text orjson will not decode (a lone surrogate
 decoded by :func:`json.loads`, and objects it will not encode (integers beyond 64 bits, keys
 that are not strings, lone surrogates, NaN and infinities, which orjson would write as null)
 are encoded by :func:`json.dumps`.  Decoding is strict JSON: ``NaN`` and ``Infinity`` are
-refused, as orjson and Kubernetes' own decoder refuse them.  One difference stays: orjson
+refused, as orjson and Kubernetes' own decoder refuse them, and so is a number too large for a
+double (``1e400``), which the standard library would make an infinity.  One difference stays: orjson
 decodes an integer beyond 64 bits as a float; Kubernetes never sends one (its integers are
 int64, larger numbers travel as floats).
 """
@@ -23,15 +24,22 @@ import orjson
 
 def loads(data: bytes | str) -> Any:
     """The value of a JSON document; raises ValueError (a :class:`json.JSONDecodeError`) as
-    :func:`json.loads` does, and for ``NaN`` and ``Infinity``, which are not JSON."""
+    :func:`json.loads` does, and for ``NaN``, ``Infinity`` and numbers beyond a double."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text} is too large for a double")
+    return number
 
 
 def dumps_decoded(value: Any) -> bytes:
@@ -53,7 +61,7 @@ def dumps(value: Any) -> bytes:
     # orjson writes NaN and infinities as null: where a null is written (rare in Kubernetes
     # objects, and finding one costs little), look for them and give the standard library's
     # answer instead.
-    if b"null" in encoded and _has_non_finite(value):
+    if b"null" in encoded and has_non_finite(value):
         return _stdlib_dumps(value)
     return encoded
 
@@ -62,7 +70,7 @@ def _stdlib_dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-def _has_non_finite(value: Any) -> bool:
+def has_non_finite(value: Any) -> bool:
     """Whether a float that is not finite is anywhere in ``value``."""
     stack = [value]
     while stack:

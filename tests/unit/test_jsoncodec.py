@@ -47,9 +47,13 @@ def test_what_orjson_cannot_decode_falls_back() -> None:
     assert jsoncodec.loads('{"s": "\\ud800"}') == {"s": "\ud800"}
 
 
-@pytest.mark.parametrize("text", ['{"a": NaN, "s": "\\ud800"}', "[Infinity]", b"-Infinity"])
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": NaN, "s": "\\ud800"}', "[Infinity]", b"-Infinity", '{"a": 1e400, "s": "\\ud800"}'],
+)
 def test_non_finite_constants_are_refused(text: str | bytes) -> None:
-    """NaN and Infinity are not JSON: refused, even in text that needs the fallback."""
+    """NaN, Infinity and numbers beyond a double are refused, even in text that needs the
+    fallback."""
     with pytest.raises(ValueError):
         jsoncodec.loads(text)
 

@@ -175,8 +175,26 @@ def is_leaf(node: SchemaNode, value: Any) -> bool:
     return not isinstance(value, dict)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_quoted = json.encoder.encode_basestring_ascii
+
+
 def _dump(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """``value`` as ``json.dumps(value, sort_keys=True, separators=(",", ":"))`` writes it.
+
+    Every write compares its lists item by item (a status' conditions, a pod's containers), so
+    the common key, a dict of strings and integers, is written here without an encoder.
+    """
+    if type(value) is dict and all(type(v) is str or type(v) is int for v in value.values()):
+        return (
+            "{"
+            + ",".join(
+                f"{_quoted(k)}:{_quoted(v) if type(v) is str else v}"
+                for k, v in sorted(value.items())
+            )
+            + "}"
+        )
+    return _ENCODER.encode(value)
 
 
 def item_element(node: SchemaNode, item: Any, index: int, path: str = "") -> str:

@@ -33,8 +33,10 @@ def status_response(error: ApiError) -> web.Response:
 
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    """``body`` as compact JSON, with a ``Warning`` header per warning."""
-    response = web.Response(status=status, body=jsoncodec.dumps(body), content_type=JSON)
+    """``body`` as compact JSON, with a ``Warning`` header per warning.  Answers are made of
+    stored objects and what requests sent, neither of which holds a NaN or an infinity (bodies
+    with one are refused), so there is none to look for."""
+    response = web.Response(status=status, body=jsoncodec.dumps_decoded(body), content_type=JSON)
     for warning in warnings or ():
         response.headers.add("Warning", f'299 - "{warning.replace(chr(34), chr(92) + chr(34))}"')
     return response
@@ -118,6 +120,13 @@ def load_json(raw: bytes) -> Any:
 
 def _load_yaml(raw: bytes) -> Any:
     try:
-        return yaml.load(raw, Loader=_YamlLoader)
+        loaded = yaml.load(raw, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         raise bad_request(f"error converting YAML to JSON: {exc}") from exc
+    # The apiserver converts YAML to JSON first, and JSON has no NaN or infinities
+    # (``.nan``, ``.inf``, ``1.0e+400``).
+    if jsoncodec.has_non_finite(loaded):
+        raise bad_request(
+            "error converting YAML to JSON: json: unsupported value: a NaN or infinite number"
+        )
+    return loaded

@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from .store import LabelSelector
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -26,12 +28,30 @@ def now_iso(moment: float | None = None) -> str:
 
 
 def clone(value: Any) -> Any:
-    """A deep copy of JSON data, with interned keys (objects share their key strings)."""
+    """A deep copy of JSON data.
+
+    Every write copies the object it stores, so this is fakekube's hottest function: a round
+    trip through orjson takes a third of the time of a walk in Python, and its key cache lets
+    copies share their short key strings.  What orjson cannot carry exactly (integers beyond
+    64 bits, keys that are not strings, datetimes a YAML body made) is walked instead.  It
+    would write NaN and infinities as null, but none is stored: bodies that hold one are
+    refused (see ``http_io``).
+    """
+    try:
+        return orjson.loads(orjson.dumps(value, option=_EXACT))
+    except TypeError:
+        return _walk(value)
+
+
+_EXACT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _walk(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
-        return {sys.intern(key): clone(item) for key, item in value.items()}
+        return {sys.intern(key) if type(key) is str else key: _walk(v) for key, v in value.items()}
     if kind is list:
-        return [clone(item) for item in value]
+        return [_walk(item) for item in value]
     return value
 
 

@@ -76,7 +76,11 @@ class ObjectStorage:
         subresource: str,
     ) -> dict[str, Any]:
         """The object to store: system metadata, reset status, defaults, validation."""
-        new: dict[str, Any] = clone(candidate)
+        new: dict[str, Any] = (
+            _status_update(candidate)
+            if subresource == "status" and live is not None
+            else clone(candidate)
+        )
         new["apiVersion"] = (
             resource.api_version
             if not resource.custom
@@ -161,6 +165,19 @@ def ns_finalizers(obj: dict[str, Any]) -> list[Any]:
     if obj.get("kind") != "Namespace" or obj.get("apiVersion") != "v1":
         return []
     return list((obj.get("spec") or {}).get("finalizers") or ())
+
+
+def _status_update(candidate: dict[str, Any]) -> dict[str, Any]:
+    """A status write's object: its new status over the stored rest, which is shared, not
+    copied.  Controllers write status a dozen times per rollout, and copying the whole object
+    each time was most of their cost.  Sharing is safe because a stored object is never
+    changed in place (every writer copies what it changes), a status write keeps everything
+    but the status, and the metadata that commit sets is a copy of its own."""
+    new = dict(candidate)
+    new["metadata"] = dict(candidate["metadata"])
+    if "status" in candidate:
+        new["status"] = clone(candidate["status"])
+    return new
 
 
 def _keep_status(resource: ResourceType, live: dict[str, Any] | None, new: dict[str, Any]) -> None:

@@ -41,7 +41,8 @@ class WatchEvent:
     def encoded_object(self) -> bytes:
         """The object as JSON, encoded once however many watchers read it."""
         if self._encoded is None:
-            self._encoded = jsoncodec.dumps(self.object)
+            # Stored objects hold no NaN or infinity (bodies with one are refused).
+            self._encoded = jsoncodec.dumps_decoded(self.object)
         return self._encoded
 
 

@@ -261,7 +261,7 @@ def event_line(
     elif event is not None and event.object is obj:
         encoded = event.encoded_object()
     else:
-        encoded = jsoncodec.dumps(obj)
+        encoded = jsoncodec.dumps_decoded(obj)
     return b'{"type":"' + kind.encode() + b'","object":' + encoded + b"}\n"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from reconciler.testing.fakekube import FakeKube
 from tests.support.kubeapi import Api
 from tests.support.manifests import DEPLOYMENTS, deployment
@@ -201,6 +203,19 @@ async def test_protobuf_bodies_are_refused_clearly(api: Api) -> None:
     )
     assert answer.status == 415
     assert "protobuf" in answer.body["message"]
+
+
+@pytest.mark.parametrize("number", [".nan", ".inf", "-.inf", "1.0e+400"])
+async def test_yaml_bodies_with_nan_or_infinity_are_refused(api: Api, number: str) -> None:
+    """A YAML body holding NaN or an infinity is a 400 (JSON has neither), and nothing is
+    stored."""
+    body = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: odd}}\nx: {number}\n"
+    answer = await api.request(
+        "POST", CONFIGMAPS, raw=body.encode(), content_type="application/yaml"
+    )
+    assert answer.status == 400
+    assert "NaN or infinite" in answer.body["message"]
+    assert (await api.get(f"{CONFIGMAPS}/odd")).status == 404
 
 
 async def test_unsupported_patch_type_is_415(api: Api) -> None:

@@ -4,14 +4,17 @@ the deployment controller's template comparison copies nothing it could mutate."
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 from typing import Any
 
 import pytest
 
+from reconciler.testing.fakekube import fields
 from reconciler.testing.fakekube.api_errors import ApiError
 from reconciler.testing.fakekube.controllers.deployment import _same_template
 from reconciler.testing.fakekube.http_io import json_response, load_json
+from reconciler.testing.fakekube.objects import clone
 from reconciler.testing.fakekube.resource_types import ResourceType
 from reconciler.testing.fakekube.served_types import TypeRegistry
 from reconciler.testing.fakekube.store import WatchEvent
@@ -62,6 +65,47 @@ def test_load_json_reads_json_and_refuses_nan() -> None:
     with pytest.raises(ApiError) as refused:
         load_json(b'{"x": NaN}')
     assert refused.value.code == 400
+
+
+def test_load_json_refuses_numbers_beyond_a_double() -> None:
+    """1e400 is a 400 BadRequest (Go cannot decode it into a float64), not an infinity."""
+    with pytest.raises(ApiError) as refused:
+        load_json(b'{"x": 1e400, "s": "\\ud800"}')
+    assert refused.value.code == 400
+
+
+def test_clone_is_a_deep_and_exact_copy() -> None:
+    """A clone equals its original, shares no dict or list with it, and keeps what orjson
+    cannot carry exactly: 70-bit integers, keys that are not strings, a YAML datetime."""
+    when = datetime.datetime(2026, 12, 3, 9, 30, tzinfo=datetime.UTC)
+    original: dict[str, Any] = copy.deepcopy(ODD) | {"when": {"at": when}, "keys": {1: "one"}}
+    copied = clone(original)
+    assert copied == original
+    assert copied["big"] == 2**70 and copied["when"]["at"] is when
+    plain = clone(ODD)
+    assert plain == ODD and type(plain["float"]) is float
+    plain["nested"][0]["b"].append("more")
+    plain["metadata"]["name"] = "changed"
+    assert ODD["nested"][0]["b"] == [1, 2.5, True] and ODD["metadata"]["name"] == "odd"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"type": "Available"},
+        {"name": "web", "containerPort": 8080, "protocol": "TCP"},
+        {"name": 'qu"ote\\ é 日本 \u2028', "b": -3},
+        {"flag": True, "n": None, "f": 1.5},
+        {"nested": {"z": 1, "a": [2]}},
+        {},
+        "plain",
+        17,
+    ],
+)
+def test_list_item_keys_are_written_as_sorted_compact_json(key: Any) -> None:
+    """A list item's key in a field path is json.dumps(sort_keys, compact) of its key fields,
+    whatever they hold."""
+    assert fields._dump(key) == json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
 def _replica_set(image: str, *, hashed: bool = True) -> dict[str, Any]:
