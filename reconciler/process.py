@@ -21,10 +21,10 @@ log = get_logger("daemon")
 
 # Reconciles hold a connection only for short transactions, so the pool need not grow with
 # RECONCILER_CONCURRENCY (peaks measured: 16 to 20 busy in a bulk update at the default
-# concurrency); at most 20 leaves room for several daemons under PostgreSQL's default
-# max_connections of 100.  All 20 stay open: overflow connections closed on return were
-# reopened 80 to 130 times in a bulk update of 1,000 deployments, each a new server backend
-# and the driver's type and prepare round trips again.
+# concurrency).  20 for the hot statements and 5 for the rest (Store.connect) leave room for
+# several daemons under PostgreSQL's default max_connections of 100.  All stay open while in
+# use: overflow connections closed on return were reopened 80 to 130 times in a bulk update of
+# 1,000 deployments, each a new server backend and the driver's type and prepare round trips.
 DATABASE_POOL_SIZE = 20
 DATABASE_POOL_OVERFLOW = 0
 
