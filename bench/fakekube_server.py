@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from sampler import finish, install
 
 from reconciler.testing.fakekube import FakeKube
@@ -142,11 +143,11 @@ async def _serve(arguments: argparse.Namespace) -> None:
 def main() -> int:
     arguments = _arguments()
     if arguments.sample is None:
-        asyncio.run(_serve(arguments))
+        uvloop.run(_serve(arguments))
         return 0
     sampler = install()
     try:
-        asyncio.run(_serve(arguments))
+        uvloop.run(_serve(arguments))
     finally:
         finish(sampler, arguments.sample)
     return 0

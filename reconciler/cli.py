@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from reconciler import settings as settings_module
 from reconciler.cli_access import add_access_commands
 from reconciler.cli_day_two import Commands, add_day_two_commands, connect
@@ -38,12 +40,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_module.from_env()
         handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = args.handler
-        return asyncio.run(handler(args, settings))
+        with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
+            return runner.run(handler(args, settings))
     except ReconcilerError as exc:
         print(f"reconciler: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop unless RECONCILER_EVENT_LOOP asks for the standard one (None)."""
+    return uvloop.new_event_loop if settings.event_loop == "uvloop" else None
 
 
 def _parser() -> argparse.ArgumentParser:
