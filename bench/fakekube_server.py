@@ -40,6 +40,7 @@ from typing import Any
 import uvloop
 from sampler import finish, install
 
+from reconciler import collector
 from reconciler.testing.fakekube import FakeKube
 from reconciler.testing.fakekube.api_errors import ApiError
 from reconciler.testing.fakekube.resource_types import ResourceType
@@ -128,6 +129,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     async with fakekube:
         fakekube.write_kubeconfig(arguments.kubeconfig)
+        collector.settle()  # as `python -m reconciler.testing.fakekube` does
         print(json.dumps({"url": fakekube.url}), flush=True)
         while line := await reader.readline():
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from reconciler import collector
 from reconciler.cluster.kube import Kube
 from reconciler.cluster.live import LiveCache
 from reconciler.connect import connect_kube, connect_store
@@ -82,6 +83,7 @@ async def _serve(
                 await probes.stop()  # the daemon's own server takes the port over
         try:
             live = LiveCache(kube, label_selector=OWNED_SELECTOR)
+            collector.settle()  # what starting made stays for good
             try:
                 started.append(Daemon(store=store, kube=kube, settings=settings, live=live))
                 return await started[0].run(once=once)

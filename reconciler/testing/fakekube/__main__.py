@@ -16,6 +16,8 @@ from pathlib import Path
 
 import uvloop
 
+from reconciler import collector
+
 from .cluster import DEFAULT_BOOKMARK_INTERVAL_S, FakeKube
 from .store import HISTORY_SIZE
 
@@ -173,6 +175,7 @@ async def _serve(arguments: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with fakekube:
         fakekube.write_kubeconfig(arguments.kubeconfig)
+        collector.settle()  # as the daemon does: the schemas and routes stay for good
         print(fakekube.url, flush=True)
         await stop.wait()
 
