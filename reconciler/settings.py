@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 from reconciler.errors import ConfigError
@@ -291,22 +291,19 @@ def _kubernetes_version(name: str, raw: str) -> str:
     return f"{int(match[1])}.{int(match[2])}"
 
 
-def _log_format(name: str, raw: str) -> LogFormat:
+def _one_of(name: str, raw: str, choices: tuple[str, str]) -> str:
     lowered = raw.lower()
-    if lowered == "json":
-        return "json"
-    if lowered == "console":
-        return "console"
-    raise ConfigError(f"{name} must be 'json' or 'console', got {raw!r}")
+    if lowered not in choices:
+        raise ConfigError(f"{name} must be {choices[0]!r} or {choices[1]!r}, got {raw!r}")
+    return lowered
+
+
+def _log_format(name: str, raw: str) -> LogFormat:
+    return cast(LogFormat, _one_of(name, raw, ("json", "console")))
 
 
 def _event_loop(name: str, raw: str) -> EventLoop:
-    lowered = raw.lower()
-    if lowered == "uvloop":
-        return "uvloop"
-    if lowered == "asyncio":
-        return "asyncio"
-    raise ConfigError(f"{name} must be 'uvloop' or 'asyncio', got {raw!r}")
+    return cast(EventLoop, _one_of(name, raw, ("uvloop", "asyncio")))
 
 
 def _log_level(name: str, raw: str) -> str:

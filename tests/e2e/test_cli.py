@@ -70,6 +70,10 @@ def test_unreachable_database_names_the_host() -> None:
             {"RECONCILER_LOG_FORMAT": "xml"},
             "RECONCILER_LOG_FORMAT must be 'json' or 'console', got 'xml'",
         ),
+        (
+            {"RECONCILER_EVENT_LOOP": "trio"},
+            "RECONCILER_EVENT_LOOP must be 'uvloop' or 'asyncio', got 'trio'",
+        ),
     ],
 )
 def test_bad_settings_are_reported(env: dict[str, str], message: str) -> None:
