@@ -302,18 +302,19 @@ class Observer:
         """The deployment's health from the cache: a transition when it changed, and the
         object health rows that changed."""
         refs = self.refs_of.get(deployment_id, [])
-        found = [(ref, self.cache.get(ref)) for ref in refs]
+        found = [(ref, self.cache.get(ref, managed_fields=False)) for ref in refs]
         changed = []
         worst: tuple[str, Health] | None = None
+        all_done = True
         for ref, live in found:
             health = assess_detail(live) if live is not None else Health(HealthStatus.MISSING)
+            all_done = all_done and live is not None and health.done
             if self.written_health.get(key_of(ref)) != (health.status, health.message):
                 self.written_health[key_of(ref)] = (health.status, health.message)
                 changed.append(ObjectHealth(ref, str(health.status), health.message))
             if health.status is HealthStatus.DEGRADED and worst is None:
                 worst = (str(ref), health)
         worst = worst or self._failing_pod(deployment_id, refs)
-        all_done = all(live is not None and assess_detail(live).done for _, live in found)
         await self._transition(deployment_id, worst=worst, all_done=all_done)
         return changed
 
@@ -325,7 +326,7 @@ class Observer:
             return None
         selector = f"{OWNER_LABELS[0]}={watched.project},{OWNER_LABELS[1]}={watched.environment}"
         for namespace in sorted({r.namespace for r in refs if r.namespace}):
-            for pod in self.cache.pods(namespace, selector):
+            for pod in self.cache.pods(namespace, selector, managed_fields=False):
                 health = assess_detail(pod)
                 if health.status is HealthStatus.DEGRADED:
                     name = (pod.get("metadata") or {}).get("name")

@@ -90,7 +90,7 @@ def field(obj: Any, *path: str) -> Any:
     for depth, key in enumerate(path):
         if value is None:
             return None
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # dict: the cheap test
             raise MalformedField(path[:depth], "a mapping", value)
         value = value.get(key)
     return value
@@ -225,7 +225,7 @@ def lookup(obj: Any, *keys: str) -> Any:
     """The value at ``obj[k1][k2]...``, or None when any step is absent or not a mapping."""
     value: Any = obj
     for key in keys:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # as in field()
             return None
         value = value.get(key)
     return value
