@@ -58,14 +58,14 @@ async def wait_for_health(
     namespaces = {ref.namespace for ref in refs if ref.namespace}
 
     async def read(ref: ObjectRef) -> dict[str, Any] | None:
-        found = view.get(ref)
+        found = view.get(ref, managed_fields=False)  # health reads none of them
         wanted = expected.get(ref)
         if found is None or wanted is None or _newer_or_same(found, wanted):
             return found
         return None  # the watch has not brought this apply's version yet
 
     async def pods(namespace: str, selector: str) -> list[dict[str, Any]]:
-        return view.pods(namespace, selector)
+        return view.pods(namespace, selector, managed_fields=False)
 
     async def pause(seconds: float) -> None:
         await view.wait_changed(refs, namespaces, timeout_s=max(seconds, LIVE_RECHECK_S))

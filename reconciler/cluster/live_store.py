@@ -86,25 +86,39 @@ def resource_version(obj: Mapping[str, Any]) -> str:
 @dataclass(frozen=True, slots=True)
 class _Entry:
     """One cached object: compact JSON (a decoded object takes four to eight times the memory),
-    with what lookups need without decoding it."""
+    with what lookups need without decoding it.  ``metadata.managedFields`` (near half of a
+    Pod's or a Deployment's JSON) is held apart, so readers that do not need it (health) do
+    not decode it."""
 
     version: str
     labels: Mapping[str, str]
     encoded: bytes
+    """The object without ``metadata.managedFields``."""
+    managed: bytes | None
+    """``metadata.managedFields`` (None when the object has none)."""
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> _Entry:
         metadata = obj.get("metadata")
         labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+        managed = metadata.get("managedFields") if isinstance(metadata, Mapping) else None
+        if managed is not None:
+            assert isinstance(metadata, Mapping)
+            rest = {key: value for key, value in metadata.items() if key != "managedFields"}
+            obj = {**obj, "metadata": rest}
         return cls(
             version=resource_version(obj),
             labels=dict(labels) if isinstance(labels, Mapping) else {},
             encoded=jsoncodec.dumps_decoded(obj),
+            managed=None if managed is None else jsoncodec.dumps_decoded(managed),
         )
 
-    def decode(self) -> dict[str, Any]:
-        """A fresh copy of the object (the caller may keep or change it)."""
+    def decode(self, *, managed_fields: bool = True) -> dict[str, Any]:
+        """A fresh copy of the object (the caller may keep or change it); without
+        ``metadata.managedFields`` when ``managed_fields`` is False."""
         obj: dict[str, Any] = jsoncodec.loads(self.encoded)
+        if managed_fields and self.managed is not None:
+            obj["metadata"]["managedFields"] = jsoncodec.loads(self.managed)
         return obj
 
 
@@ -126,10 +140,13 @@ class ObjectTable:
         """Whether ``group_kind`` is tracked."""
         return group_kind in self._kinds
 
-    def get(self, group_kind: GroupKind, namespace: str, name: str) -> dict[str, Any] | None:
-        """A copy of the cached object, or None."""
+    def get(
+        self, group_kind: GroupKind, namespace: str, name: str, *, managed_fields: bool = True
+    ) -> dict[str, Any] | None:
+        """A copy of the cached object (without managedFields if not ``managed_fields``),
+        or None."""
         entry = self._kinds.get(group_kind, {}).get(namespace, {}).get(name)
-        return entry.decode() if entry is not None else None
+        return entry.decode(managed_fields=managed_fields) if entry is not None else None
 
     def version(self, group_kind: GroupKind, namespace: str, name: str) -> str | None:
         """The cached object's resourceVersion ("" when it had none), or None when not cached."""
@@ -137,12 +154,21 @@ class ObjectTable:
         return entry.version if entry is not None else None
 
     def select(
-        self, group_kind: GroupKind, namespace: str, selector: Selector
+        self,
+        group_kind: GroupKind,
+        namespace: str,
+        selector: Selector,
+        *,
+        managed_fields: bool = True,
     ) -> list[dict[str, Any]]:
         """Copies of the objects of one kind in one namespace whose labels ``selector``
-        matches (only those are decoded)."""
+        matches (only those are decoded; without managedFields if not ``managed_fields``)."""
         entries = self._kinds.get(group_kind, {}).get(namespace, {}).values()
-        return [entry.decode() for entry in entries if selector.matches(entry.labels)]
+        return [
+            entry.decode(managed_fields=managed_fields)
+            for entry in entries
+            if selector.matches(entry.labels)
+        ]
 
     def all_of(self, group_kind: GroupKind) -> list[dict[str, Any]]:
         """Copies of every cached object of one kind."""

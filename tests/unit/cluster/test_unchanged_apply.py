@@ -57,11 +57,13 @@ class View:
     def track(self, api_version: str, kind: str) -> None:
         return None
 
-    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+    def get(self, ref: ObjectRef, *, managed_fields: bool = True) -> dict[str, Any] | None:
         found = self.objects.get(ref)
         return copy.deepcopy(found) if found is not None else None
 
-    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def pods(
+        self, namespace: str, selector: str, *, managed_fields: bool = True
+    ) -> list[dict[str, Any]]:
         return []
 
     def is_synced(self, api_version: str, kind: str) -> bool:
