@@ -78,6 +78,8 @@ async def _poll_all(
     poll_scope = asyncio.timeout(budget_s)
     try:
         async with poll_scope:
+            if len(pending) == 1:  # most polls: no task to start for one look
+                return [await _poll(pending[0], read_object=read_object, list_pods=list_pods)]
             return await asyncio.gather(
                 *(_poll(ref, read_object=read_object, list_pods=list_pods) for ref in pending)
             )
