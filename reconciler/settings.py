@@ -57,8 +57,8 @@ class Settings:
     """RECONCILER_LOG_LEVEL: debug, info, warning or error."""
 
     event_loop: EventLoop = "uvloop"
-    """RECONCILER_EVENT_LOOP: ``uvloop`` (libuv's loop: the daemon spends a fifth less CPU) or
-    ``asyncio`` (the standard library's, should uvloop ever misbehave on a platform)."""
+    """RECONCILER_EVENT_LOOP: ``uvloop`` (libuv's loop: about 5 % less of the daemon's CPU in a
+    bulk update) or ``asyncio`` (the standard library's, should uvloop misbehave somewhere)."""
 
     daemon_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     """RECONCILER_DAEMON_ID: this daemon's name in leases (``claimed_by``); host-pid by default."""
