@@ -179,10 +179,9 @@ class RawConnection:
 async def open_raw_pool(url: str, *, max_size: int) -> asyncpg.Pool:
     """asyncpg's own pool, for the hot statements :class:`RawConnection` sends.
 
-    Checking a connection out of SQLAlchemy's pool and back cost about 120 microseconds of
-    CPU (240 for a transaction), as much as the statement itself; asyncpg's pool costs a
-    tenth of that.  Connections open when first needed; one the server closed (a restart, a
-    killed backend) is reopened at checkout.
+    A statement through SQLAlchemy's pool cost about 120 microseconds of CPU more than
+    through this one, a transaction about 225 (bench/README.md).  Connections open when first
+    needed; one the server closed (a restart, a killed backend) is reopened at checkout.
     """
     pool = asyncpg.create_pool(
         asyncpg_dsn(url),
