@@ -257,12 +257,13 @@ class Observer:
             # Deleted: ours to delete during an attempt (prune, delete), drift otherwise.
             if not self.in_flight(owner):
                 self._check(owner, change.ref, None)
-        elif content_changed(change.old, change.obj):
+        elif content_changed(change.old_state(managed_fields=False), change.obj):
             self._check(owner, change.ref, change.obj)
         self._dirty.set()
 
     def _pod_changed(self, change: Change) -> None:
-        labels = ((change.obj or change.old or {}).get("metadata") or {}).get("labels") or {}
+        previous = change.old_state(managed_fields=False) if change.obj is None else None
+        labels = ((change.obj or previous or {}).get("metadata") or {}).get("labels") or {}
         name = (str(labels.get(OWNER_LABELS[0], "")), str(labels.get(OWNER_LABELS[1], "")))
         owner = self.by_name.get(name)
         if owner is not None:

@@ -37,7 +37,13 @@ class Change:
     @property
     def old(self) -> dict[str, Any] | None:
         """A copy of the previous state, decoded when asked for: most readers never ask."""
-        return self.previous.decode() if self.previous is not None else None
+        return self.old_state()
+
+    def old_state(self, *, managed_fields: bool = True) -> dict[str, Any] | None:
+        """:attr:`old`, without ``metadata.managedFields`` if not ``managed_fields``."""
+        if self.previous is None:
+            return None
+        return self.previous.decode(managed_fields=managed_fields)
 
 
 def group_of(api_version: str) -> str:

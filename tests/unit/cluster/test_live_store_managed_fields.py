@@ -82,11 +82,16 @@ def test_an_object_without_managed_fields_reads_the_same_either_way() -> None:
     assert table.get(APPS, "default", "web", managed_fields=False) == obj
 
 
-def test_a_change_carries_the_previous_state_with_its_managed_fields() -> None:
-    """A MODIFIED change's old state is the full previous object."""
+def test_a_change_carries_the_previous_state_with_or_without_managed_fields() -> None:
+    """A MODIFIED change's old state is the full previous object, or all of it but its
+    managedFields when asked so."""
     first = managed(deployment("web"))
     table = stored(APPS, first)
     second = managed(deployment("web", image="reg/app:2"))
     second["metadata"]["resourceVersion"] = "8"
     change = table.put(APPS, second)
     assert change is not None and change.old == first
+    light = change.old_state(managed_fields=False)
+    assert light is not None and "managedFields" not in light["metadata"]
+    assert light == {**first, "metadata": {**light["metadata"]}}
+    assert light["metadata"] == {k: v for k, v in first["metadata"].items() if k != "managedFields"}
