@@ -252,11 +252,14 @@ class Observer:
             if change.ref.kind == "Pod":
                 self._pod_changed(change)
             return
+        if self.in_flight(owner):
+            # The attempt's own writes (and its prune) come back here by the dozen; once it
+            # ends, the reload looks at every object it owns as the cache has them then, so a
+            # foreign change made meanwhile is still caught.
+            return
         self._health.add(owner)
         if change.obj is None:
-            # Deleted: ours to delete during an attempt (prune, delete), drift otherwise.
-            if not self.in_flight(owner):
-                self._check(owner, change.ref, None)
+            self._check(owner, change.ref, None)
         elif content_changed(change.old_state(managed_fields=False), change.obj):
             self._check(owner, change.ref, change.obj)
         self._dirty.set()
@@ -266,7 +269,7 @@ class Observer:
         labels = ((change.obj or previous or {}).get("metadata") or {}).get("labels") or {}
         name = (str(labels.get(OWNER_LABELS[0], "")), str(labels.get(OWNER_LABELS[1], "")))
         owner = self.by_name.get(name)
-        if owner is not None:
+        if owner is not None and not self.in_flight(owner):
             self._health.add(owner)
             self._dirty.set()
 

@@ -128,6 +128,18 @@ async def test_a_delete_during_an_attempt_is_the_attempts(watched: Watched) -> N
     assert not watched.heal_asked
 
 
+async def test_an_edit_during_an_attempt_asks_for_a_heal_once_it_ends(watched: Watched) -> None:
+    """Another manager's edit while the attempt runs is left to it, and asked about when the
+    attempt ends (its reload looks at every object it owns)."""
+    watched.flying.add(watched.world.row.id)
+    watched.world.cluster.write_as(DEPLOYMENT, _replicas(5), manager="kubectl-edit")
+    await asyncio.sleep(0.3)
+    assert not watched.heal_asked
+    watched.flying.clear()
+    watched.observer.attempt_done(watched.world.row.id)
+    await eventually(lambda: watched.heal_asked, message="no heal asked after the attempt")
+
+
 async def test_a_degraded_pod_degrades_then_recovery_heals_the_status(watched: Watched) -> None:
     """A crash-looping Pod of the deployment moves it healthy -> degraded with the reason,
     and its recovery back, each with a 'health' history row."""
