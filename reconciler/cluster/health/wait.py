@@ -71,18 +71,31 @@ async def _poll(
         return exc
 
 
-async def _poll_all(
-    pending: Sequence[ObjectRef], *, read_object: ReadObject, list_pods: ListPods, budget_s: float
+async def _look(
+    pending: Sequence[ObjectRef], *, read_object: ReadObject, list_pods: ListPods
 ) -> list[Health | KubernetesError]:
-    """One concurrent look at every pending object, cut off after ``budget_s``."""
+    if len(pending) == 1:  # most polls: no task to start for one look
+        return [await _poll(pending[0], read_object=read_object, list_pods=list_pods)]
+    return await asyncio.gather(
+        *(_poll(ref, read_object=read_object, list_pods=list_pods) for ref in pending)
+    )
+
+
+async def _poll_all(
+    pending: Sequence[ObjectRef],
+    *,
+    read_object: ReadObject,
+    list_pods: ListPods,
+    budget_s: float | None,
+) -> list[Health | KubernetesError]:
+    """One concurrent look at every pending object, cut off after ``budget_s`` (None: reads
+    that cannot hang, from memory, need no timer)."""
+    if budget_s is None:
+        return await _look(pending, read_object=read_object, list_pods=list_pods)
     poll_scope = asyncio.timeout(budget_s)
     try:
         async with poll_scope:
-            if len(pending) == 1:  # most polls: no task to start for one look
-                return [await _poll(pending[0], read_object=read_object, list_pods=list_pods)]
-            return await asyncio.gather(
-                *(_poll(ref, read_object=read_object, list_pods=list_pods) for ref in pending)
-            )
+            return await _look(pending, read_object=read_object, list_pods=list_pods)
     except TimeoutError:
         if not poll_scope.expired():
             raise  # a TimeoutError of the callables' own, not our budget running out
@@ -126,13 +139,16 @@ async def wait_healthy(
     should_stop: Callable[[], Awaitable[bool]] | None = None,
     clock: Callable[[], float] = time.monotonic,
     pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    reads_can_hang: bool = True,
 ) -> HealthOutcome:
     """Poll ``refs`` until all are healthy (or suspended), one is degraded, time runs out or
     ``should_stop()`` says so.
 
     Objects already healthy are not read again.  Transient KubernetesErrors from the callables
     are retried on the next poll; permanent ones propagate.  ``pause`` waits between polls (a
-    watch cache's wait for a change, instead of a fixed sleep).
+    watch cache's wait for a change, instead of a fixed sleep).  ``reads_can_hang=False`` (the
+    callables read memory) drops the per-poll timer that keeps a hung API call from holding
+    the rollout past its timeout.
     """
     pending = list(dict.fromkeys(refs))
     latest: dict[ObjectRef, Health] = {}
@@ -149,7 +165,7 @@ async def wait_healthy(
             return _ALL_HEALTHY
         # A hung API call must not hold the rollout past its timeout, but every poll gets a
         # fair chance even when the deadline is close.
-        budget_s = max(deadline - clock(), poll_interval_s, 1.0)
+        budget_s = max(deadline - clock(), poll_interval_s, 1.0) if reads_can_hang else None
         results = await _poll_all(
             pending, read_object=read_object, list_pods=list_pods, budget_s=budget_s
         )

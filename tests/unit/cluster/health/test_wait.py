@@ -320,3 +320,23 @@ async def test_wait_gives_up_on_a_hung_api_call() -> None:
     )
     assert outcome.timed_out
     assert "Deployment web-prod/web (the API server did not answer)" in outcome.message
+
+
+async def test_reads_that_cannot_hang_are_not_cut_off() -> None:
+    """With reads_can_hang=False (reads from memory) a slow read is waited for, not cut off
+    after the poll budget."""
+    ref = ObjectRef("v1", "ConfigMap", "web-config", "web-prod")
+
+    async def slow_read(ref: ObjectRef) -> Obj | None:
+        await asyncio.sleep(1.2)  # longer than the one-second floor of a poll's budget
+        return plain("v1", "ConfigMap")
+
+    outcome = await wait_healthy(
+        refs=[ref],
+        read_object=slow_read,
+        list_pods=FakeCluster().list_pods,
+        timeout_s=0.01,
+        poll_interval_s=0.01,
+        reads_can_hang=False,
+    )
+    assert outcome.status == HEALTHY
