@@ -9,6 +9,7 @@ Without a view (the in-memory tests, a one-off CLI run) it polls the API as befo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,11 @@ from reconciler.ports import Cluster, LiveView
 LIVE_RECHECK_S = 1.0
 """How long a wait on the cache sleeps without a change before it looks again (a cancel or a
 supersede is noticed by then)."""
+
+LIVE_SETTLE_S = 0.02
+"""After a change wakes a wait, how long it lets the changes that travel with it arrive before
+it looks (a Deployment's controller writes its status, a ReplicaSet and a Pod within
+milliseconds): one look at them all instead of one each."""
 
 
 def _newer_or_same(live: Mapping[str, Any], applied: Mapping[str, Any]) -> bool:
@@ -68,7 +74,8 @@ async def wait_for_health(
         return view.pods(namespace, selector, managed_fields=False)
 
     async def pause(seconds: float) -> None:
-        await view.wait_changed(refs, namespaces, timeout_s=max(seconds, LIVE_RECHECK_S))
+        if await view.wait_changed(refs, namespaces, timeout_s=max(seconds, LIVE_RECHECK_S)):
+            await asyncio.sleep(LIVE_SETTLE_S)
 
     return await wait_healthy(
         refs=refs,
@@ -78,4 +85,5 @@ async def wait_for_health(
         poll_interval_s=poll_interval_s,
         should_stop=should_stop,
         pause=pause,
+        reads_can_hang=False,
     )
