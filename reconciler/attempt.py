@@ -1,5 +1,4 @@
-"""One attempt at one claimed deployment: plan -> render -> apply -> wait -> prune -> one
-recorded result.
+"""One attempt at one claimed deployment: plan, render, apply, wait, prune, one recorded result.
 
 Every attempt ends in exactly one history row, written with the deployment's current_* columns
 in one transaction (:mod:`reconciler.recording`).  A failure of any stage becomes a failed
@@ -382,6 +381,7 @@ class Attempt(Recorder):
             image_ref=self.image_ref,
             values_override=self.values,
             kubernetes_version=self.options.kubernetes_version,
+            immutable=self.checkout.immutable,
         )
 
     async def _deploy(self, objects: tuple[dict[str, Any], ...]) -> Outcome:

@@ -209,6 +209,9 @@ class Checkout:
     """``ops_repos.path``: where the projects live inside the repo."""
     sha: str | None
     error: str | None
+    immutable: bool = False
+    """``path`` is a verified read-only snapshot of ``sha`` (:mod:`reconciler.repos.snapshots`):
+    what is read from it may be kept."""
 
 
 @dataclass(frozen=True)

@@ -327,6 +327,8 @@ class RenderRequest:
     kubernetes_version: str | None = None
     """Also check the objects against this Kubernetes version's schema where they are
     rendered (a worker process): the result is :attr:`RenderedManifests.schema_checked`."""
+    immutable: bool = False
+    """``checkout`` never changes (a snapshot of one commit): a worker may keep what it read."""
 
 
 class RenderedManifests(Protocol):

@@ -74,6 +74,7 @@ class GitFetcher:
                 subdir=repo.path,
                 sha=served.sha if served else None,
                 error=error,
+                immutable=served is not None,
             )
         if synced.changed:
             log.info("repo_synced", repo=repo.name, sha=synced.snapshot.sha)
@@ -83,6 +84,7 @@ class GitFetcher:
             subdir=repo.path,
             sha=synced.snapshot.sha,
             error=None,
+            immutable=True,
         )
 
     async def on_disk(self, repo: OpsRepo) -> Checkout | None:
@@ -95,6 +97,7 @@ class GitFetcher:
             subdir=repo.path,
             sha=served.sha,
             error=repo.last_error,
+            immutable=True,
         )
 
     async def contains(self, checkout: Checkout, sha: str) -> bool:
@@ -127,7 +130,12 @@ class GitFetcher:
             timeout_s=self.timeout_s,
         )
         return Checkout(
-            name=repo.name, path=snapshot.path, subdir=repo.path, sha=snapshot.sha, error=None
+            name=repo.name,
+            path=snapshot.path,
+            subdir=repo.path,
+            sha=snapshot.sha,
+            error=None,
+            immutable=True,
         )
 
     async def remote_head(self, repo: OpsRepo) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -39,6 +40,10 @@ STARTUP_TIMEOUT_S = 60.0
 
 SPARE_IDLE_S = 30.0
 """A spare worker idle this long exits."""
+
+KEPT_PROJECTS = 512
+"""Projects a worker keeps as read from immutable snapshots: rendering one again at the same
+commit (another image, a heal, a redeploy) reads no files."""
 
 _READY = "ready"
 
@@ -79,19 +84,17 @@ class _RenderProject:
     environment: str
     context: dict[str, Any]
     kubernetes_version: str | None = None
+    immutable: bool = False
+    """The checkout is a snapshot of one commit: the worker may keep the project read."""
 
     @property
     def location(self) -> str:
         return (PurePosixPath(self.subdir) / self.project).as_posix()
 
     def run(self) -> Rendered:
+        read = _kept_project if self.immutable else _read_project
         try:
-            sources = load_project(
-                checkout=self.checkout,
-                path=self.subdir,
-                project=self.project,
-                environment=self.environment,
-            )
+            sources = read(self.checkout, self.subdir, self.project, self.environment)
         except RenderError as exc:
             if self.checkout.is_dir():
                 raise  # the checkout is there: the project (or a file of it) is not
@@ -108,6 +111,15 @@ class _RenderProject:
         return dataclasses.replace(
             rendered, schema_checked=(self.kubernetes_version, _schema_error(rendered, self))
         )
+
+
+def _read_project(checkout: Path, subdir: str, project: str, environment: str) -> ProjectSources:
+    return load_project(checkout=checkout, path=subdir, project=project, environment=environment)
+
+
+# A snapshot never changes, so what was read from it stays true; errors are not kept (a
+# project read again after a failure is read from disk).  Kept per worker: a few KB each.
+_kept_project = functools.lru_cache(maxsize=KEPT_PROJECTS)(_read_project)
 
 
 def _schema_error(rendered: Rendered, job: _RenderProject) -> ReconcilerError | None:
@@ -316,15 +328,19 @@ class RenderPool:
         image_ref: str,
         values_override: Mapping[str, Any],
         kubernetes_version: str | None = None,
+        immutable: bool = False,
     ) -> Rendered:
         """Read ``<checkout>/<subdir>/<project>`` in a worker and render it there (and check
-        the objects against ``kubernetes_version``'s schema there, when given)."""
+        the objects against ``kubernetes_version``'s schema there, when given).  ``immutable``:
+        the checkout is a snapshot of one commit, so the worker may keep what it read."""
         context = {
             "namespace": namespace,
             "image_ref": image_ref,
             "values_override": values_override,
         }
-        job = _RenderProject(checkout, subdir, project, environment, context, kubernetes_version)
+        job = _RenderProject(
+            checkout, subdir, project, environment, context, kubernetes_version, immutable
+        )
         return await self._submit(job)
 
     async def _submit(self, job: _Job) -> Rendered:

@@ -25,6 +25,7 @@ class PoolRenderer:
             image_ref=request.image_ref,
             values_override=request.values_override,
             kubernetes_version=request.kubernetes_version,
+            immutable=request.immutable,
         )
 
     async def close(self) -> None:

@@ -81,15 +81,17 @@ async def test_a_failed_fetch_serves_the_snapshot_not_the_mixed_working_tree(
     repo = ops_repo(remote)
     first = await fetcher.fetch(repo)
     assert first.error is None and first.path is not None
+    assert first.immutable  # a snapshot: render workers may keep what they read from it
     # What the interrupted reset left: the new content on disk, HEAD still at the old commit.
     (repos_dir / "ops" / "web" / "deployment.yaml").write_text("replicas: 9\n")
     shutil.move(remote.bare, tmp_path / "moved-away.git")
     failed = await fetcher.fetch(repo)
     assert failed.error is not None and failed.sha == first.sha
-    assert failed.path is not None
+    assert failed.path is not None and failed.immutable
     assert (failed.path / "web" / "deployment.yaml").read_text() == "replicas: 1\n"
     on_disk = await fetcher.on_disk(repo)
     assert on_disk is not None and (on_disk.path, on_disk.sha) == (first.path, first.sha)
+    assert on_disk.immutable
 
 
 async def test_a_snapshot_that_cannot_be_written_leaves_the_last_good_one_served(

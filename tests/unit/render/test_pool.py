@@ -198,7 +198,9 @@ def _project(tmp_path: Path, **files: str) -> Path:
     return tmp_path
 
 
-async def _render_project(pool: RenderPool, checkout: Path, environment: str = "prod") -> object:
+async def _render_project(
+    pool: RenderPool, checkout: Path, environment: str = "prod", *, immutable: bool = False
+) -> object:
     return await pool.render_project(
         checkout=checkout,
         subdir="apps",
@@ -207,6 +209,7 @@ async def _render_project(pool: RenderPool, checkout: Path, environment: str = "
         namespace="web-prod",
         image_ref="reg/web:1",
         values_override={},
+        immutable=immutable,
     )
 
 
@@ -220,6 +223,24 @@ async def test_a_project_is_read_and_rendered_in_the_worker(
     )
     rendered = await _render_project(pool, checkout)
     assert rendered.objects[0]["data"] == {"image": "reg/web:1", "level": "x"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("immutable", [True, False])
+async def test_a_project_of_an_immutable_checkout_is_read_once(
+    pool: RenderPool, tmp_path: Path, immutable: bool
+) -> None:
+    """A worker keeps what it read from a snapshot (a render at the same commit reads no
+    files); from any other checkout it reads the files again every time."""
+    values = {
+        "cm.yaml.j2": CONFIGMAP + "  level: {{ values.level }}\n",
+        "values.yaml": "level: x\n",
+    }
+    checkout = _project(tmp_path, **values)
+    await _render_project(pool, checkout, immutable=immutable)
+    (checkout / "apps" / "web" / "values.yaml").write_text("level: y\n")
+    again = await _render_project(pool, checkout, immutable=immutable)
+    expected = "x" if immutable else "y"
+    assert again.objects[0]["data"]["level"] == expected  # type: ignore[attr-defined]
 
 
 async def test_loading_errors_come_back_from_the_worker(pool: RenderPool, tmp_path: Path) -> None:
