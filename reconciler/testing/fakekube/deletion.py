@@ -52,8 +52,10 @@ class Deletion:
             finalizers.append("orphan")
         if finalizers or ns_finalizers(live):
             return objects.present(resource, self._mark(resource, live, finalizers)), False
-        final = clone(live)
-        final["metadata"]["resourceVersion"] = str(objects.store.next_version())
+        # Stored objects are never changed in place, so the final state shares all but its
+        # metadata with the live one.
+        version = str(objects.store.next_version())
+        final = {**live, "metadata": {**meta, "resourceVersion": version}}
         objects.remove(resource, final)
         if resource.returns_deleted_object:
             return objects.present(resource, final), True

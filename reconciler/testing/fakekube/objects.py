@@ -27,6 +27,14 @@ def now_iso(moment: float | None = None) -> str:
     return _last_stamp[1]
 
 
+def annotated(obj: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    """A shallow copy of ``obj`` with ``annotations`` added: new dicts on the path to them, the
+    rest shared.  For a candidate handed to a write, which copies what it stores."""
+    meta = obj["metadata"]
+    new_meta = {**meta, "annotations": {**(meta.get("annotations") or {}), **annotations}}
+    return {**obj, "metadata": new_meta}
+
+
 def clone(value: Any) -> Any:
     """A deep copy of JSON data.
 

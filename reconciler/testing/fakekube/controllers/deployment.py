@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..objects import clone
+from ..objects import annotated, clone
 from .deployment_status import (
     ReplicaCounts,
     RolloutEvent,
@@ -122,13 +122,11 @@ class DeploymentController(WorkloadController):
         annotations = deployment["metadata"].get("annotations") or {}
         if annotations.get(_REVISION) == revision:
             return deployment
-        candidate = clone(deployment)
-        candidate["metadata"].setdefault("annotations", {})[_REVISION] = revision
+        candidate = annotated(deployment, {_REVISION: revision})
         return self.registry.write_object(self.deployments, candidate)
 
     def _set_revision(self, rs: dict[str, Any], revision: int) -> dict[str, Any]:
-        candidate = clone(rs)
-        candidate["metadata"].setdefault("annotations", {})[_REVISION] = str(revision)
+        candidate = annotated(rs, {_REVISION: str(revision)})
         return self.registry.write_object(self.replica_sets, candidate) or rs
 
     def _create_replica_set(
@@ -176,11 +174,12 @@ class DeploymentController(WorkloadController):
     def _scale(self, rs: dict[str, Any], replicas: int, desired: int, surge: int) -> dict[str, Any]:
         if _replicas_of(rs) == replicas:
             return rs
-        candidate = clone(rs)
-        candidate["spec"]["replicas"] = replicas
-        annotations = candidate["metadata"].setdefault("annotations", {})
-        annotations["deployment.kubernetes.io/desired-replicas"] = str(desired)
-        annotations["deployment.kubernetes.io/max-replicas"] = str(desired + surge)
+        sizes = {
+            "deployment.kubernetes.io/desired-replicas": str(desired),
+            "deployment.kubernetes.io/max-replicas": str(desired + surge),
+        }
+        candidate = annotated(rs, sizes)
+        candidate["spec"] = {**rs["spec"], "replicas": replicas}
         return self.registry.write_object(self.replica_sets, candidate) or rs
 
     def _roll(

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..defaults import NODE_NAME
-from ..objects import clone
 from .manager import ControllerManager
 from .pod_status import ContainerFault, PodStatuses
 from .workload import WorkloadController, is_ready, is_terminated
@@ -67,8 +66,8 @@ class Kubelet(WorkloadController):
 
     def _bind(self, pod: dict[str, Any]) -> dict[str, Any]:
         """The scheduler's part: binds the Pod to the one node."""
-        bound = clone(pod)
-        bound.setdefault("spec", {})["nodeName"] = NODE_NAME
+        # A shallow candidate: the write copies what it stores.
+        bound = {**pod, "spec": {**(pod.get("spec") or {}), "nodeName": NODE_NAME}}
         return self.registry.write_object(self.pods, bound, manager="kube-scheduler") or pod
 
     def _write(self, pod: dict[str, Any], status: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ import re
 from typing import Any
 
 from ..defaults import NODE_NAME
-from ..objects import clone
 from ..resource_types import ResourceType
 from .manager import ControllerManager
 from .owners import controller_ref, delete_if_present, owned
@@ -90,7 +89,7 @@ class WorkloadController:
         annotations.update(extra_annotations or {})
         if annotations:
             meta["annotations"] = annotations
-        spec = clone(template.get("spec") or {})
+        spec = dict(template.get("spec") or {})  # the create decodes and copies the rest
         spec["nodeName"] = NODE_NAME
         spec.update(spec_updates or {})
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
