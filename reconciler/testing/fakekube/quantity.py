@@ -5,6 +5,7 @@ refuse a bare number), and ``kubectl diff`` compares against them.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_UP, Decimal, InvalidOperation, localcontext
 
@@ -28,6 +29,9 @@ _BINARY_BY_POWER = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
 _NANO = 10**9
 
 
+# Every Pod a controller creates carries its template's few quantities again; a failure is not
+# kept (it raises again).  typed: 1, 1.0 and True are different inputs.
+@functools.lru_cache(maxsize=4096, typed=True)
 def canonical_quantity(raw: str | int | float) -> str:
     """The canonical text of a quantity; ValueError when ``raw`` is not one.
 
