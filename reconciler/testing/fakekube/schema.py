@@ -34,6 +34,7 @@ class SchemaNode:
         "_factory",
         "_fields",
         "_raw",
+        "_requires",
         "atomic",
         "default",
         "embedded",
@@ -54,6 +55,7 @@ class SchemaNode:
         self._raw = raw
         self._fields: dict[str, SchemaNode] | None = None
         self._element: SchemaNode | None = None
+        self._requires: bool | None = None
         types = _json_types(raw)
         self.types: frozenset[str] = types
         self.preserve_unknown = bool(
@@ -117,6 +119,21 @@ class SchemaNode:
             else:
                 self._element = self._factory.untyped
         return self._element
+
+    @property
+    def requires_any(self) -> bool:
+        """Whether this node or any below it lists ``required`` fields (a check of required
+        fields need not walk a subtree without)."""
+        if self._requires is None:
+            self._requires = True  # while looking (a recursive schema): assume so, and walk
+            if self.kind == "struct":
+                found = bool(self.required) or any(f.requires_any for f in self.fields.values())
+            elif self.kind in ("map", "list"):
+                found = self.element.requires_any
+            else:
+                found = False
+            self._requires = found
+        return self._requires
 
     @property
     def granular_list(self) -> bool:

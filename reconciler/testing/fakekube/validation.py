@@ -136,6 +136,8 @@ def _validate_meta(obj: dict[str, Any]) -> list[FieldError]:
 def required_fields(value: Any, node: SchemaNode, path: str = "") -> list[FieldError]:
     """Fields the schema marks ``required`` that are missing (in present objects only)."""
     errors: list[FieldError] = []
+    if not node.requires_any:
+        return errors
     if isinstance(value, dict) and node.kind == "struct":
         for name in node.required:
             if value.get(name) is None:
