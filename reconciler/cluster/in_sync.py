@@ -78,12 +78,12 @@ def _matches(owned: Mapping[str, Any], live: Any, wanted: Any, *, field: str, de
         # A scalar, an empty map or list, or a value owned whole (an atomic map or list): the
         # apply replaces it, so it must be exactly as applied.
         return _equal(live, wanted, depth=depth)
-    if isinstance(wanted, Mapping):
-        if not isinstance(live, Mapping) or children.keys() != {f"f:{key}" for key in wanted}:
+    if _is_map(wanted):
+        if not _is_map(live) or children.keys() != {f"f:{key}" for key in wanted}:
             return False
         return all(
             key in live
-            and isinstance(children[f"f:{key}"], Mapping)
+            and _is_map(children[f"f:{key}"])
             and _matches(children[f"f:{key}"], live[key], value, field=str(key), depth=depth + 1)
             for key, value in wanted.items()
         )
@@ -106,7 +106,7 @@ def _matches_items(
     owned: dict[ItemKey, Mapping[str, Any]] = {}
     for name, child in children.items():
         key = _item_key(name)
-        if key is None or not isinstance(child, Mapping):
+        if key is None or not _is_map(child):
             return False
         owned[key] = child
     by_sorted_key = {tuple(sorted(key)): key for key in wanted}
@@ -117,6 +117,11 @@ def _matches_items(
         and _matches(owned[sorted_key], live[key], wanted[key], field="", depth=depth + 1)
         for sorted_key, key in by_sorted_key.items()
     )
+
+
+def _is_map(value: Any) -> bool:
+    # JSON decodes to dicts: testing the type first skips the Mapping ABC's slower check.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _item_key(name: str) -> ItemKey | None:
@@ -138,9 +143,9 @@ def _equal(live: Any, wanted: Any, *, depth: int) -> bool:
     """Deep equality that tells ``1`` from ``1.0`` and ``True``."""
     if depth >= _MAX_DEPTH:
         return False
-    if isinstance(wanted, Mapping):
+    if _is_map(wanted):
         return (
-            isinstance(live, Mapping)
+            _is_map(live)
             and live.keys() == wanted.keys()
             and all(_equal(live[key], value, depth=depth + 1) for key, value in wanted.items())
         )
