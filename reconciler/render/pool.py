@@ -179,7 +179,8 @@ async def _readable(connection: multiprocessing.connection.Connection, timeout_s
 
     loop.add_reader(connection.fileno(), wake)
     try:
-        await asyncio.wait_for(ready, timeout=timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await ready
     except TimeoutError:
         return False
     finally:
@@ -382,20 +383,18 @@ class RenderPool:
             return None
 
     async def _run_watched(self, worker: _Worker, job: _Job) -> Rendered:
-        """Run ``job``; if it holds the worker for long while others wait, start a spare."""
-        running = asyncio.ensure_future(worker.run(job, timeout_s=self.timeout_s))
+        """Run ``job``; if it holds the worker for long while others wait, start a spare.
+
+        A timer, not a task beside the render: every render would pay for the task."""
+        watch = asyncio.get_running_loop().call_later(self.slow_after_s, self._spare_if_waiting)
         try:
-            done, _ = await asyncio.wait({running}, timeout=self.slow_after_s)
-            if not done and not self._queue.empty():
-                self._start_spare()
-            return await running
-        except asyncio.CancelledError:
-            # Let the render unwind (it unregisters its pipe) before whoever cancelled us
-            # stops the worker.
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await running
-            raise
+            return await worker.run(job, timeout_s=self.timeout_s)
+        finally:
+            watch.cancel()
+
+    def _spare_if_waiting(self) -> None:
+        if not self._queue.empty():
+            self._start_spare()
 
     def _start_spare(self) -> None:
         if len(self._spare_workers) >= self.spares or not self._serving:
