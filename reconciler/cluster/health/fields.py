@@ -150,7 +150,7 @@ def checked_entries(value: Any, path: Path) -> list[Mapping[str, Any]]:
     if not isinstance(value, list):
         raise MalformedField(path, "a list", value)
     for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise MalformedField((*path, index), "a mapping", item)
     return value
 
@@ -173,7 +173,7 @@ class Condition:
 def parse_conditions(value: Any, path: Path) -> list[Condition]:
     """A conditions list (from the status or a JSON annotation), checked field by field."""
     return [
-        Condition(*(_condition_text(item, (*path, index, key)) for key in _CONDITION_KEYS))
+        Condition(*_condition_texts(item, path, index))
         for index, item in enumerate(checked_entries(value, path))
     ]
 
@@ -181,13 +181,17 @@ def parse_conditions(value: Any, path: Path) -> list[Condition]:
 _CONDITION_KEYS = ("type", "status", "reason", "message")
 
 
-def _condition_text(item: Mapping[str, Any], path: Path) -> str:
-    value = item.get(str(path[-1]))
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise MalformedField(path, "a string", value)
-    return value
+def _condition_texts(item: Mapping[str, Any], path: Path, index: int) -> list[str]:
+    # Every health look reads the conditions: a field's path is spelled out only for an error.
+    texts: list[str] = []
+    for key in _CONDITION_KEYS:
+        value = item.get(key)
+        if value is None:
+            value = ""
+        elif not isinstance(value, str):
+            raise MalformedField((*path, index, key), "a string", value)
+        texts.append(value)
+    return texts
 
 
 def conditions(obj: Any) -> list[Condition]:

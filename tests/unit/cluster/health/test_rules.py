@@ -96,6 +96,14 @@ def test_malformed_condition_names_its_index() -> None:
     assert "status.conditions[1] is a string 'broken', expected a mapping" in health.message
 
 
+def test_a_condition_field_of_the_wrong_type_is_named() -> None:
+    """A condition whose reason is not a string is named down to the field."""
+    garbled = [{"type": "Available", "status": "True"}, {"type": "Progressing", "reason": 7}]
+    health = assess(deployment(status={"conditions": garbled}))
+    assert (health.status, health.reason) == (DEGRADED, "MalformedObject")
+    assert "status.conditions[1].reason is an integer 7, expected a string" in health.message
+
+
 @pytest.mark.parametrize("obj", [[], "Deployment", None, 7], ids=repr)
 def test_assess_detail_on_a_non_mapping(obj: object) -> None:
     """Something that is not an object at all gives a verdict saying so."""
